@@ -1,0 +1,67 @@
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+
+export const repoRoot = path.resolve(__dirname, "../..");
+export const runtimeDir = path.join(repoRoot, "runtime");
+export const edmsBackup = path.join(runtimeDir, "edms-backup");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  input?: string | Buffer;
+  cwd?: string;
+  /** Run as this system user (runuser), to test what root could always do. */
+  user?: string;
+}
+
+/** Runs a program to its end; never throws on a non-zero exit (tests look at `code`). */
+export function run(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...process.env, ...options.env })) {
+    if (value !== undefined) env[key] = value;
+  }
+  let program = cmd;
+  let argv = args;
+  if (options.user) {
+    program = "runuser";
+    argv = ["-u", options.user, "--", "env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), cmd, ...args];
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, argv, { env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d) => out.push(d));
+    child.stderr.on("data", (d) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (code, signal) =>
+      resolve({
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
+    );
+    // A program that does not read its input closes the pipe early: not an error here.
+    child.stdin.on("error", () => {});
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** Like run, but throws with the program's stderr when it fails. */
+export async function mustRun(cmd: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const result = await run(cmd, args, options);
+  if (result.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} exited ${result.code}:\n${result.stderr}${result.stdout}`);
+  }
+  return result.stdout;
+}
+
+/** The id a backup printed: its last line of stdout. */
+export function lastLine(stdout: string): string {
+  const lines = stdout.trim().split("\n");
+  return lines[lines.length - 1];
+}
