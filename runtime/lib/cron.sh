@@ -105,9 +105,9 @@ cron_day_matches() {
 }
 
 # cron_previous EPOCH: the start (epoch) of the latest matching minute at or before EPOCH,
-# searching back at most 400 days; a day or hour that cannot match is skipped whole.
+# searching back at most 8 years; a day or hour that cannot match is skipped whole.
 cron_previous() {
-  local t=$(($1 - $1 % 60)) limit=$(($1 - 400 * 86400)) h mi d mo w
+  local t=$(($1 - $1 % 60)) limit=$(($1 - 2930 * 86400)) h mi d mo w
   while ((t > limit)); do
     printf -v h '%(%H)T' "$t"
     printf -v mi '%(%M)T' "$t"
@@ -129,9 +129,9 @@ cron_previous() {
   return 1
 }
 
-# cron_next EPOCH: the start of the first matching minute after EPOCH (within 400 days).
+# cron_next EPOCH: the start of the first matching minute after EPOCH (within 8 years).
 cron_next() {
-  local t=$(($1 - $1 % 60 + 60)) limit=$(($1 + 400 * 86400)) h mi d mo w
+  local t=$(($1 - $1 % 60 + 60)) limit=$(($1 + 2930 * 86400)) h mi d mo w
   while ((t < limit)); do
     printf -v h '%(%H)T' "$t"
     printf -v mi '%(%M)T' "$t"

@@ -38,6 +38,8 @@ apt_mirror() {
 mirror=$(apt_mirror)
 echo "build-image: building $tag from $mirror" >&2
 
+# The hooks are run by mmdebstrap with the new root as $1: single quotes on purpose.
+# shellcheck disable=SC2016
 mmdebstrap --quiet --variant=minbase --format=tar \
   --include=bash,coreutils,tar,gzip,zstd,util-linux,hostname,postgresql-15,postgresql-client-15 \
   --customize-hook="copy-in '$here/entrypoint.sh' /usr/local/bin" \

@@ -23,6 +23,7 @@ export async function makeWorld(options: { scale?: number } = {}): Promise<World
   const cluster = await startCluster();
   await cluster.psql(edmsSchemaSql(options.scale ?? 1));
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-world-"));
+  fs.chmodSync(root, 0o755); // tests also run edms-backup as a non-root user
   const storage = [path.join(root, "storage", "documents"), path.join(root, "storage", "media")];
   await makeStorageTree(storage[0], "docs");
   await makeStorageTree(storage[1], "media");

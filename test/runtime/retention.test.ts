@@ -1,0 +1,82 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mustRun } from "../support/run";
+import { listDir, makeWorld, type World } from "../support/world";
+
+let world: World;
+let template: string;
+
+beforeAll(async () => {
+  world = await makeWorld();
+  template = await world.backup();
+});
+afterAll(async () => {
+  await world?.cleanup();
+});
+
+function idDaysAgo(days: number, minutes = 0): string {
+  const d = new Date(Date.now() - days * 86_400_000 - minutes * 60_000);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}_${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
+}
+
+/** A folder of backups aged as given (copies of a real one), plus things that are not backups. */
+async function backupsAged(days: number[]): Promise<{ dir: string; ids: string[] }> {
+  const dir = fs.mkdtempSync(path.join(world.root, "retention-"));
+  const ids = days.map((d) => idDaysAgo(d, 30));
+  for (const id of ids) await mustRun("cp", ["-al", path.join(world.backupDir, template), path.join(dir, id)]);
+  fs.writeFileSync(path.join(dir, "notes.txt"), "mine");
+  fs.utimesSync(path.join(dir, "notes.txt"), new Date(0), new Date(0));
+  fs.mkdirSync(path.join(dir, "20000101_000000-copy"));
+  fs.mkdirSync(path.join(dir, "20000102_000000")); // looks like an id, but is no complete backup
+  fs.writeFileSync(path.join(dir, "old.dump"), "x");
+  fs.utimesSync(path.join(dir, "old.dump"), new Date(0), new Date(0));
+  return { dir, ids };
+}
+
+const others = ["20000101_000000-copy", "20000102_000000", "notes.txt", "old.dump"];
+
+describe("prune", () => {
+  it("deletes backups older than the retention by their id, keeps the rest and everything else", async () => {
+    const { dir, ids } = await backupsAged([0, 1, 2, 3, 5, 8, 9, 10, 30]);
+    // mtimes say nothing: make the young backups look ancient and an old one new.
+    for (const id of ids.slice(0, 5)) fs.utimesSync(path.join(dir, id), new Date(0), new Date(0));
+    const result = await world.edms(["prune"], { env: { EDMS_BACKUP_DIR: dir } });
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split("\n").sort()).toEqual(ids.slice(5).map((id) => `deleted ${id}`).sort());
+    expect(listDir(dir).filter((n) => !n.startsWith("."))).toEqual([...ids.slice(0, 5), ...others].sort());
+  });
+
+  it("always keeps the newest EDMS_BACKUP_KEEP_LAST, however old", async () => {
+    const { dir, ids } = await backupsAged([20, 21, 22, 23, 40]);
+    const result = await world.edms(["prune"], { env: { EDMS_BACKUP_DIR: dir, EDMS_BACKUP_KEEP_LAST: "3" } });
+    expect(result.code).toBe(0);
+    expect(listDir(dir).filter((n) => !n.startsWith("."))).toEqual([...ids.slice(0, 3), ...others].sort());
+    const again = await world.edms(["prune"], { env: { EDMS_BACKUP_DIR: dir, EDMS_BACKUP_RETENTION_DAYS: "0", EDMS_BACKUP_KEEP_LAST: "1" } });
+    expect(again.code).toBe(0);
+    expect(listDir(dir).filter((n) => !n.startsWith("."))).toEqual([ids[0], ...others].sort());
+  });
+
+  it("--dry-run prints what would go and deletes nothing", async () => {
+    const { dir, ids } = await backupsAged([0, 9, 12]);
+    const before = listDir(dir);
+    const result = await world.edms(["prune", "--dry-run"], { env: { EDMS_BACKUP_DIR: dir, EDMS_BACKUP_KEEP_LAST: "1" } });
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split("\n")).toEqual([`would delete ${ids[1]}`, `would delete ${ids[2]}`]);
+    expect(listDir(dir)).toEqual(before);
+  });
+
+  it("leaves the shared files of the backups it keeps intact", async () => {
+    const { dir, ids } = await backupsAged([0, 10]);
+    await world.edms(["prune"], { env: { EDMS_BACKUP_DIR: dir, EDMS_BACKUP_KEEP_LAST: "1" } });
+    expect(listDir(dir)).toContain(ids[0]);
+    expect((await world.edms(["verify", ids[0]], { env: { EDMS_BACKUP_DIR: dir } })).code).toBe(0);
+  });
+
+  it("refuses bad settings with the variable's name", async () => {
+    const result = await world.edms(["prune"], { env: { EDMS_BACKUP_KEEP_LAST: "0" } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/EDMS_BACKUP_KEEP_LAST='0' is not a whole number >= 1/);
+  });
+});
