@@ -24,6 +24,7 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/e2e/setup.ts"],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           // One Docker daemon (two for migration) on two cores: one file at a time.

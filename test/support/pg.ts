@@ -55,26 +55,35 @@ export async function startCluster(password = "s3cret pw"): Promise<Cluster> {
   return cluster;
 }
 
+/** Runs psql (or pg_dump) with these arguments and input somewhere: on this host or in a container. */
+export type PgExec = (program: "psql" | "pg_dump", args: string[], input?: string) => Promise<string>;
+
+/** PgExec for a server reached from this host with libpq's environment. */
+export function hostPg(env: Record<string, string>): PgExec {
+  return (program, args, input) => mustRun(program, args, { env, input });
+}
+
 /**
- * A fingerprint of a database's content: its schema (pg_dump --schema-only) and every
- * table's rows in a fixed order, hashed; equal fingerprints mean equal data.
+ * A fingerprint of a database's content: its schema (pg_dump --schema-only), every
+ * table's rows in a fixed order, hashed, and the sequences' positions; equal
+ * fingerprints mean equal data.
  */
-export async function dbFingerprint(env: Record<string, string>, db: string): Promise<{ schema: string; tables: Record<string, string> }> {
-  const e = { ...env, PGDATABASE: db };
-  const schema = await mustRun("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "-d", db], { env: e });
-  const rows = await mustRun("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db], {
-    env: e,
-    input: `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1`,
-  });
+export async function dbFingerprint(env: Record<string, string> | PgExec, db: string): Promise<{ schema: string; tables: Record<string, string> }> {
+  const exec = typeof env === "function" ? env : hostPg(env);
+  const psql = (sql: string) => exec("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db], sql);
+  const schema = await exec("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "-d", db]);
+  const rows = await psql(
+    `SELECT c.relkind::text || format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1`,
+  );
   const tables: Record<string, string> = {};
-  for (const table of rows.split("\n").filter(Boolean)) {
-    tables[table] = (
-      await mustRun("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db], {
-        env: e,
-        input: `SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) || ' ' || count(*) FROM ${table} t`,
-      })
-    ).trim();
+  for (const row of rows.split("\n").filter(Boolean)) {
+    const [kind, table] = [row[0], row.slice(1)];
+    // A sequence's log_cnt is not data: a restore's setval() resets it.
+    const query = kind === "S"
+      ? `SELECT last_value || ' ' || is_called FROM ${table}`
+      : `SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) || ' ' || count(*) FROM ${table} t`;
+    tables[table] = (await psql(query)).trim();
   }
   return { schema: normaliseSchema(schema), tables };
 }

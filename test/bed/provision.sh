@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Usage: test/bed/provision.sh
+#
+# Makes this machine ready for the test suites, doing only what is missing:
+# - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz;
+# - a Docker daemon (started in the background when none answers);
+# - the test image edms-test/postgres:15 (built with test/bed/build-image.sh).
+# Idempotent; `.ci/run` and the e2e suite's global setup both call it.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+image=${EDMS_TEST_IMAGE:-edms-test/postgres:15}
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+[[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15 postgresql-client-15)
+command -v zstd >/dev/null || missing+=(zstd)
+command -v pigz >/dev/null || missing+=(pigz)
+if ((${#missing[@]})); then
+  if [[ $(id -u) != 0 ]]; then
+    echo "provision: missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root" >&2
+    exit 1
+  fi
+  echo "provision: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log=${TMPDIR:-/tmp}/edms-dockerd.log
+  echo "provision: starting dockerd (log: $log)" >&2
+  setsid dockerd >"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "provision: dockerd did not start; see $log" >&2; exit 1; }
+fi
+
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  "$here/build-image.sh" "$image"
+fi
