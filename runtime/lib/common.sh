@@ -187,6 +187,16 @@ status_get() {
 
 # --- PostgreSQL ------------------------------------------------------------------
 
+# Counts every table's rows into the temporary table edms_counts (t = "schema.table",
+# n = rows): backup records them, restore compares them.
+EDMS_COUNT_TABLES_SQL="SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
+         format('SELECT %L::text AS t, count(*)::bigint AS n FROM ONLY %I.%I',
+                n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '),
+         'SELECT NULL::text AS t, NULL::bigint AS n WHERE false')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \\gexec"
+
 psql_run() {
   psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }
@@ -239,6 +249,11 @@ client_major() {
   version=$("$1" --version) || die "$1 not found: use an image with the PostgreSQL client (postgres:<major>-bookworm)"
   version=${version##* }
   printf '%s\n' "${version%%.*}"
+}
+
+# secret_fingerprint SALT VALUE: what a backup records of a secret, and restore compares.
+secret_fingerprint() {
+  printf '%s:%s' "$1" "$2" | sha256sum | cut -d' ' -f1
 }
 
 # --- output helpers ------------------------------------------------------------------

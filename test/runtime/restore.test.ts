@@ -1,0 +1,258 @@
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { changeStorageTree, edmsUsers, djangoVerify, snapshotTree } from "../support/fixtures";
+import { dbFingerprint, startCluster, type Cluster } from "../support/pg";
+import { edmsBackup, mustRun, run } from "../support/run";
+import { listDir, makeWorld, type World } from "../support/world";
+
+let world: World;
+let id: string;
+let original: { db: Awaited<ReturnType<typeof dbFingerprint>>; storage: ReturnType<typeof snapshotTree>[] };
+const secrets = { EDMS_SECRET_SECRET_KEY: "django-secret-1", EDMS_SECRET_ENCRYPTION_KEY: "enc-key-1" };
+
+beforeAll(async () => {
+  world = await makeWorld();
+  original = { db: await dbFingerprint(world.env, "edms"), storage: world.storage.map(snapshotTree) };
+  id = await world.backup(secrets);
+});
+afterAll(async () => {
+  await world?.cleanup();
+});
+
+/** An empty new instance: a fresh PostgreSQL (empty database edms) and empty folders. */
+async function newInstance(): Promise<{ cluster: Cluster; env: Record<string, string>; storage: string[]; configRoot: string; done(): Promise<void> }> {
+  const cluster = await startCluster("new instance password");
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), "edms-new-"));
+  const storage = [path.join(base, "documents"), path.join(base, "media")];
+  storage.forEach((dir) => fs.mkdirSync(dir));
+  const configRoot = path.join(base, "host");
+  fs.mkdirSync(configRoot);
+  const env = {
+    ...cluster.env,
+    EDMS_BACKUP_DIR: world.backupDir,
+    EDMS_BACKUP_STORAGE_DIRS: storage.join(":"),
+    EDMS_BACKUP_CONFIG_PATHS: world.configPaths.join(":"),
+    EDMS_BACKUP_CONFIG_ROOT: configRoot,
+  };
+  return { cluster, env, storage, configRoot, done: async () => { await cluster.stop(); fs.rmSync(base, { recursive: true, force: true }); } };
+}
+
+describe("restore onto a new instance", () => {
+  it("brings back the database, the storage and the users' passwords; config only with --with-config", async () => {
+    const target = await newInstance();
+    try {
+      const result = await run(edmsBackup, ["restore", id, "--yes"], { env: { ...target.env, ...secrets } });
+      expect(result.stderr).not.toMatch(/differs/);
+      expect(result.code).toBe(0);
+      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(original.db);
+      target.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(original.storage[i]));
+      expect(listDir(target.configRoot)).toEqual([]);
+      expect(result.stdout).toMatch(/users: 4\n/);
+      expect(result.stdout).toMatch(/documents: 200\n/);
+      expect(result.stdout).toMatch(/audit trails: 1000\n/);
+      expect(result.stdout).toMatch(/public\.users_user +4 rows, as in the manifest/);
+      expect(result.stdout).toContain("Safety backup: none needed");
+      expect(result.stdout).toContain("log in again");
+      const owner = await target.cluster.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'edms'", "postgres");
+      expect(owner.trim()).toBe("edms");
+      const hashes = await target.cluster.psql("SELECT username || ' ' || password FROM users_user ORDER BY id");
+      for (const [i, line] of hashes.trim().split("\n").entries()) {
+        const [username, hash] = line.split(" ");
+        expect(username).toBe(edmsUsers[i].username);
+        expect(djangoVerify(edmsUsers[i].password, hash)).toBe(true);
+      }
+
+      const withConfig = await run(edmsBackup, ["restore", id, "--yes", "--with-config"], { env: target.env });
+      expect(withConfig.code).toBe(0);
+      expect(fs.readFileSync(path.join(target.configRoot, "srv/edms/.env"), "utf8")).toContain("SECRET_KEY=abc");
+      expect(fs.statSync(path.join(target.configRoot, "srv/edms/.env")).mode & 0o777).toBe(0o600);
+      expect(fs.readFileSync(path.join(target.configRoot, "srv/edms/nginx/edms.conf"), "utf8")).toContain("listen 80");
+      expect(withConfig.stdout).toMatch(/Safety backup of the state before: \d{8}_\d{6}/);
+    } finally {
+      await target.done();
+    }
+  });
+
+  it("works when the database does not exist yet", async () => {
+    const target = await newInstance();
+    try {
+      await target.cluster.psql("DROP DATABASE edms", "postgres");
+      const result = await run(edmsBackup, ["restore", id, "--yes"], { env: target.env });
+      expect(result.code).toBe(0);
+      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(original.db);
+    } finally {
+      await target.done();
+    }
+  });
+});
+
+describe("restore in place over damaged data", () => {
+  it("replaces everything exactly while a client is connected, keeps a safety backup and the old database", async () => {
+    await world.cluster.psql("DELETE FROM audit_audittrail WHERE id > 10; UPDATE users_user SET password = 'broken'; DROP TABLE django_session; CREATE TABLE junk (x int);");
+    changeStorageTree(world.storage[0], "damage");
+    fs.writeFileSync(path.join(world.storage[1], "extraneous.tmp"), "should go");
+    fs.rmSync(path.join(world.storage[1], "documents"), { recursive: true });
+    const damaged = { db: await dbFingerprint(world.env, "edms"), storage: world.storage.map(snapshotTree) };
+
+    // A client that stays connected, idle in a transaction, as an application would.
+    const client = spawn("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1"], { env: { ...process.env, ...world.env }, stdio: ["pipe", "pipe", "pipe"] });
+    client.stdin.write("BEGIN; SELECT count(*) FROM users_user;\n");
+    await new Promise((r) => setTimeout(r, 500));
+
+    const result = await world.edms(["restore", id, "--yes"]);
+    expect(result.code).toBe(0);
+    expect(await dbFingerprint(world.env, "edms")).toEqual(original.db);
+    world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(original.storage[i]));
+    expect(listDir(world.storage[0]).filter((n) => n.startsWith(".edms-restore"))).toEqual([]);
+    client.stdin.end();
+
+    const safety = /Safety backup of the state before: (\d{8}_\d{6})/.exec(result.stdout)?.[1];
+    expect(safety).toBeDefined();
+    expect((await world.edms(["list"])).stdout).toMatch(new RegExp(`^${safety} .*pre-restore`, "m"));
+    const kept = /kept as (edms_prerestore_\d{8}_\d{6})/.exec(result.stdout)?.[1];
+    expect(kept).toBeDefined();
+    expect(await dbFingerprint(world.env, kept!)).toEqual(damaged.db);
+
+    // The safety backup undoes the restore.
+    const undo = await world.edms(["restore", safety!, "--yes"]);
+    expect(undo.code).toBe(0);
+    expect(await dbFingerprint(world.env, "edms")).toEqual(damaged.db);
+    world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(damaged.storage[i]));
+    // And back again, for the tests after this one.
+    expect((await world.edms(["restore", id, "--yes"])).code).toBe(0);
+    world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(original.storage[i]));
+  });
+
+  it("prune drops databases kept by restores once they are older than the hours set", async () => {
+    const before = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
+    expect(Number(before)).toBeGreaterThan(0);
+    const dry = await world.edms(["prune", "--dry-run"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
+    expect(dry.stdout).toMatch(/would drop database edms_prerestore_/);
+    const kept = await world.edms(["prune"]);
+    expect(kept.stdout).not.toMatch(/dropped/);
+    const pruned = await world.edms(["prune"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toMatch(/dropped database edms_prerestore_/);
+    const after = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
+    expect(Number(after)).toBe(0);
+  });
+});
+
+describe("a refused restore changes nothing", () => {
+  async function unchanged(action: () => Promise<{ code: number; stderr: string; stdout: string }>, message: RegExp) {
+    const before = { db: await dbFingerprint(world.env, "edms"), storage: world.storage.map(snapshotTree), backups: listDir(world.backupDir) };
+    const dbs = await world.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
+    const result = await action();
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+    expect(await dbFingerprint(world.env, "edms")).toEqual(before.db);
+    world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(before.storage[i]));
+    expect(listDir(world.backupDir).filter((n) => !n.startsWith("."))).toEqual(before.backups.filter((n) => !n.startsWith(".")));
+    expect(await world.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe(dbs);
+    return result;
+  }
+
+  it("without --yes", async () => {
+    await unchanged(() => world.edms(["restore", id]), /refusing to restore without --yes/);
+  });
+
+  it("without an id: lists the backups", async () => {
+    const result = await unchanged(() => world.edms(["restore", "--yes"]), /which backup\?/);
+    expect(result.stdout).toContain(id);
+  });
+
+  it("of a corrupted backup, naming the problem", async () => {
+    const bad = "20010101_000000";
+    await mustRun("cp", ["-a", path.join(world.backupDir, id), path.join(world.backupDir, bad)]);
+    fs.appendFileSync(path.join(world.backupDir, bad, "storage-2", "random.bin"), "bitrot");
+    try {
+      await unchanged(() => world.edms(["restore", bad, "--yes"]), /backup 20010101_000000 is damaged: .*random\.bin: FAILED/);
+    } finally {
+      fs.rmSync(path.join(world.backupDir, bad), { recursive: true });
+    }
+  });
+
+  it("when the storage folders do not match the backup's, or one is /", async () => {
+    await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: world.storage[0] } }), /holds 2 storage folder\(s\) but EDMS_BACKUP_STORAGE_DIRS names 1/);
+    await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: `${world.storage[0]}:/` } }), /refusing to restore over \//);
+  });
+
+  it("when ENCRYPTION_KEY differs, naming it", async () => {
+    await unchanged(
+      () => world.edms(["restore", id, "--yes"], { env: { ...secrets, EDMS_SECRET_ENCRYPTION_KEY: "another key" } }),
+      /secret ENCRYPTION_KEY differs from the one backup \d{8}_\d{6} was taken with: files and fields encrypted with the old key will not decrypt/,
+    );
+  });
+});
+
+describe("secrets on restore", () => {
+  it("a different SECRET_KEY proceeds and says users must log in again; an allowed ENCRYPTION_KEY mismatch proceeds", async () => {
+    const different = await world.edms(["restore", id, "--yes"], { env: { ...secrets, EDMS_SECRET_SECRET_KEY: "new-secret" } });
+    expect(different.code).toBe(0);
+    expect(different.stderr).toMatch(/secret SECRET_KEY differs from the backup's: sessions, CSRF tokens and tokens signed with it become invalid, so users must log in again; their passwords still work/);
+    expect(different.stderr).not.toMatch(/ENCRYPTION_KEY differs/);
+    const allowed = await world.edms(["restore", id, "--yes"], {
+      env: { ...secrets, EDMS_SECRET_ENCRYPTION_KEY: "another key", EDMS_BACKUP_ALLOW_SECRET_MISMATCH: "ENCRYPTION_KEY" },
+    });
+    expect(allowed.code).toBe(0);
+    expect(allowed.stderr).toMatch(/secret ENCRYPTION_KEY differs from the backup's: files and fields encrypted/);
+  });
+
+  it("writes the application's env file from the secrets, mode 0600", async () => {
+    const result = await world.edms(["restore", id, "--yes"], {
+      env: { ...secrets, EDMS_SECRET_JWT_SECRET_KEY: 'with "quotes" and $dollar', EDMS_BACKUP_APP_ENV_FILE: "/srv/edms/app.env" },
+    });
+    expect(result.code).toBe(0);
+    const file = path.join(world.configRoot, "srv/edms/app.env");
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(file, "utf8")).toBe(
+      'ENCRYPTION_KEY=enc-key-1\nJWT_SECRET_KEY="with \\"quotes\\" and \\$dollar"\nSECRET_KEY=django-secret-1\n',
+    );
+    const leaked = await run("grep", ["-r", "-a", "-l", "django-secret-1", world.backupDir]);
+    expect(leaked.stdout).toBe("");
+    expect(result.stdout + result.stderr).not.toContain("django-secret-1");
+  });
+});
+
+describe("an interrupted restore", () => {
+  it("leaves the old database when killed while restoring, and running it again finishes the job", async () => {
+    await world.cluster.psql("UPDATE users_user SET email = 'changed@example.org' WHERE id = 1");
+    const changed = await dbFingerprint(world.env, "edms");
+    const fake = fs.mkdtempSync(path.join(os.tmpdir(), "edms-fake-"));
+    fs.writeFileSync(path.join(fake, "pg_restore"), '#!/usr/bin/env bash\n[[ "$1" == --version || "$1" == --list ]] || sleep 5\nexec /usr/bin/pg_restore "$@"\n', { mode: 0o755 });
+    const env = { ...(process.env as Record<string, string>), ...world.env, PATH: `${fake}:${process.env.PATH}` };
+    const child = spawn(edmsBackup, ["restore", id, "--yes"], { env, detached: true, stdio: "ignore" });
+    for (let i = 0; i < 100; i++) {
+      const staging = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_restoring\\_%'", "postgres");
+      if (Number(staging) > 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    process.kill(-child.pid!, "SIGKILL");
+    await new Promise((r) => child.on("close", r));
+    expect(await dbFingerprint(world.env, "edms")).toEqual(changed);
+
+    const again = await world.edms(["restore", id, "--yes"]);
+    expect(again.code).toBe(0);
+    expect(await dbFingerprint(world.env, "edms")).toEqual(original.db);
+    const leftovers = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_restoring\\_%'", "postgres");
+    expect(Number(leftovers)).toBe(0);
+  });
+
+  it("finishes a storage swap that was cut off half way", async () => {
+    // The state a kill leaves in the middle of swap_folder: half the old entries moved aside.
+    const target = world.storage[1];
+    const copy = (from: string, to: string) => mustRun("cp", ["-a", `${from}/.`, `${to}/`]);
+    fs.mkdirSync(path.join(target, ".edms-restore-ready"));
+    await copy(path.join(world.backupDir, id, "storage-2"), path.join(target, ".edms-restore-ready"));
+    fs.mkdirSync(path.join(target, ".edms-restore-old"));
+    fs.renameSync(path.join(target, "random.bin"), path.join(target, ".edms-restore-old", "random.bin"));
+    fs.writeFileSync(path.join(target, "junk-from-before"), "x");
+    const result = await world.edms(["restore", id, "--yes"]);
+    expect(result.stderr).toContain("finishing the storage swap");
+    expect(result.code).toBe(0);
+    world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(original.storage[i]));
+  });
+});
