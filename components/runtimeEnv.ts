@@ -1,0 +1,37 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { Settings } from "./settings";
+
+/** Mount points shared by the backup and the restore containers. */
+export const mounts = {
+  backups: "/backups",
+  storage: (i: number) => `/edms/storage/${i + 1}`,
+  configRoot: "/edms/config",
+  config: (hostPath: string) => `/edms/config${hostPath}`,
+};
+
+/**
+ * The runtime's environment (its contract: PG*, EDMS_BACKUP_*, EDMS_SECRET_*), the same
+ * for the scheduled backups and the restore. Secret, because it holds the passwords.
+ */
+export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, string>> {
+  return pulumi.all([settings.dbPassword, settings.appSecrets]).apply(([password, secrets]) => {
+    const env: Record<string, string> = {
+      PGHOST: settings.database.host,
+      PGPORT: String(settings.database.port),
+      PGUSER: settings.database.user,
+      PGPASSWORD: password,
+      PGDATABASE: settings.database.name,
+      EDMS_BACKUP_DIR: mounts.backups,
+      EDMS_BACKUP_STORAGE_DIRS: settings.storageVolumes.map((_, i) => mounts.storage(i)).join(":"),
+      EDMS_BACKUP_CONFIG_PATHS: settings.configPaths.join(":"),
+      EDMS_BACKUP_CONFIG_ROOT: mounts.configRoot,
+      EDMS_BACKUP_RETENTION_DAYS: String(settings.retentionDays),
+      EDMS_BACKUP_KEEP_LAST: String(settings.keepLast),
+      EDMS_BACKUP_SCHEDULE: settings.schedule,
+      TZ: settings.timezone,
+    };
+    if (settings.appEnvFile) env.EDMS_BACKUP_APP_ENV_FILE = settings.appEnvFile;
+    for (const [name, value] of Object.entries(secrets)) env[`EDMS_SECRET_${name}`] = value;
+    return env;
+  });
+}
