@@ -116,14 +116,18 @@ info_get() {
   return 1
 }
 
-# take_lock: one backup, prune or restore at a time per backup folder. The lock is held
-# by an open file descriptor and so released by the kernel however the process ends.
+# take_lock [WAIT_SECONDS]: one backup, prune or restore at a time per backup folder,
+# waiting up to WAIT_SECONDS (default 0) for the one that runs. The lock is held by an
+# open file descriptor and so released by the kernel however the process ends.
 take_lock() {
   [[ -n "${EDMS_BACKUP_LOCK_HELD:-}" ]] && return 0
+  local wait=${1:-0}
   exec {edms_lock_fd}>>"$edms_dir/.lock" ||
     die "cannot create $edms_dir/.lock: make $edms_dir writable by uid $(id -u)"
   if ! flock -n "$edms_lock_fd"; then
-    die "another backup, prune or restore is running on $edms_dir (lock $edms_dir/.lock held): wait for it to finish"
+    ((wait > 0)) && say "waiting up to ${wait}s for the running backup, prune or restore to finish"
+    flock -w "$wait" "$edms_lock_fd" ||
+      die "another backup, prune or restore is running on $edms_dir (lock $edms_dir/.lock held): wait for it to finish"
   fi
   export EDMS_BACKUP_LOCK_HELD=1
 }

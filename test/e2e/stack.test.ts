@@ -1,0 +1,146 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DockerHost, testImage, uniq } from "../support/docker";
+import { edmsSchemaSql, makeStorageTree, snapshotTree } from "../support/fixtures";
+import { materialise } from "../support/materialise";
+import { encodeConfig, runProgram } from "../support/program";
+import { dbFingerprint, type PgExec } from "../support/pg";
+
+// What `pulumi up` on a test stack declares, created on the real Docker daemon next to an
+// EDMS stand-in: a PostgreSQL container, two storage volumes, an app container.
+const docker = new DockerHost();
+const stack = uniq("e2e");
+const network = uniq("edms-net");
+const db = uniq("edms-db");
+const app = uniq("edms-app");
+const volumes = { docs: uniq("edms-docs"), media: uniq("edms-media"), backups: uniq("edms-backups") };
+const local = fs.mkdtempSync(path.join(os.tmpdir(), "edms-stack-"));
+const configDir = path.join(local, "srv");
+const scheduler = `edms-backup-${stack}`;
+const trees: ReturnType<typeof snapshotTree>[] = [];
+const password = "stack db password";
+
+const inDb: PgExec = (program, args, input) => docker.must(["exec", "-i", db, program, "-U", "edms", ...args], input);
+const exec = (...args: string[]) => docker.must(["exec", scheduler, "/opt/edms-backup/edms-backup", ...args]);
+
+function stackConfig(extra: Record<string, unknown> = {}): Record<string, string> {
+  return encodeConfig({
+    "edms-backup:dockerHost": "unix:///var/run/docker.sock",
+    "edms-backup:network": network,
+    "edms-backup:database": { host: db, port: 5432, name: "edms", user: "edms" },
+    "edms-backup:dbPassword": password,
+    "edms-backup:storageVolumes": [volumes.docs, volumes.media],
+    "edms-backup:configPaths": [path.join(configDir, ".env")],
+    "edms-backup:schedule": "* * * * *",
+    "edms-backup:retentionDays": 7,
+    "edms-backup:keepLast": 3,
+    "edms-backup:image": testImage,
+    "edms-backup:appContainers": [app],
+    "edms-backup:backupVolume": volumes.backups,
+    "edms-backup:appSecrets": { SECRET_KEY: "stack-secret-key", ENCRYPTION_KEY: "stack-encryption-key" },
+    ...extra,
+  });
+}
+const secretKeys = ["edms-backup:dbPassword", "edms-backup:appSecrets"];
+
+async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${seconds}s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+beforeAll(async () => {
+  fs.mkdirSync(configDir, { recursive: true });
+  fs.writeFileSync(path.join(configDir, ".env"), "SECRET_KEY=stack-secret-key\n", { mode: 0o600 });
+  await docker.must(["network", "create", network]);
+  await docker.startPostgres(db, network, password);
+  await docker.psql(db, edmsSchemaSql(1));
+  for (const [i, [name, volume]] of Object.entries({ docs: volumes.docs, media: volumes.media }).entries()) {
+    const dir = path.join(local, name);
+    await makeStorageTree(dir, name);
+    trees[i] = snapshotTree(dir);
+    await docker.must(["volume", "create", volume]);
+    await docker.fillVolume(volume, dir);
+  }
+  await docker.must(["run", "-d", "--name", app, "--network", network, "--entrypoint", "sleep", testImage, "infinity"]);
+});
+
+afterAll(async () => {
+  await docker.removeAll({ containers: [scheduler, app, db], volumes: Object.values(volumes), networks: [network] });
+  fs.rmSync(local, { recursive: true, force: true });
+});
+
+describe("the declared stack on a real Docker daemon", () => {
+  let backupId: string;
+  let original: Awaited<ReturnType<typeof dbFingerprint>>;
+
+  it("takes complete backups by itself on schedule, and its healthcheck turns healthy", async () => {
+    original = await dbFingerprint(inDb, "edms");
+    const program = await runProgram(stackConfig(), { stack, secretKeys });
+    expect(program.error).toBeUndefined();
+    const { restore } = await materialise(program);
+    expect(restore).toBeUndefined();
+
+    backupId = await waitFor("the first scheduled backup", 150, async () => {
+      const list = await exec("list");
+      return /^(\d{8}_\d{6})\s/.exec(list)?.[1];
+    });
+    await exec("verify", backupId);
+    const health = await waitFor("a healthy healthcheck", 200, async () => {
+      const status = (await docker.must(["inspect", "--format", "{{.State.Health.Status}}", scheduler])).trim();
+      return status === "healthy" ? status : undefined;
+    });
+    expect(health).toBe("healthy");
+    const logs = await docker.run(["logs", scheduler]);
+    expect(logs.stdout).toMatch(new RegExp(`backup: ok ${backupId}`));
+    const manifest = JSON.parse(await docker.must(["exec", scheduler, "cat", `/backups/${backupId}/manifest.json`]));
+    expect(Object.keys(manifest.secrets).sort()).toEqual(["ENCRYPTION_KEY", "SECRET_KEY"]);
+    expect(manifest.config.included).toEqual([path.join(configDir, ".env")]);
+    const leak = await docker.run(["exec", scheduler, "grep", "-r", "-l", "-e", "stack-secret-key", "-e", password, "/backups/"]);
+    expect(leak.stdout).toBe("");
+  });
+
+  it("restores a damaged database and storage with the declared restore command, stopping and starting the app", async () => {
+    await docker.psql(db, "DELETE FROM audit_audittrail; UPDATE users_user SET password = 'lost'; DROP TABLE users_userrole;");
+    await docker.must(["run", "--rm", "-v", `${volumes.docs}:/v`, "--entrypoint", "bash", testImage, "-c", "rm -rf /v/documents && echo junk > /v/junk.txt"]);
+    expect(await dbFingerprint(inDb, "edms")).not.toEqual(original);
+    const startedBefore = (await docker.must(["inspect", "--format", "{{.State.StartedAt}}", app])).trim();
+
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, confirm: true } }), { stack, secretKeys });
+    expect(program.error).toBeUndefined();
+    const { restore } = await materialise(program);
+    const result = await restore!();
+    expect(result.stderr).toContain(`stopped ${app}`);
+    expect(result.stderr).toContain(`started ${app} again`);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Restored backup \d{8}_\d{6}/);
+    expect(result.stdout + result.stderr).not.toContain(password);
+    expect(result.stdout + result.stderr).not.toContain("stack-secret-key");
+
+    expect(await dbFingerprint(inDb, "edms")).toEqual(original);
+    for (const [i, volume] of [volumes.docs, volumes.media].entries()) {
+      const out = fs.mkdtempSync(path.join(local, "restored-"));
+      await docker.readVolume(volume, ".", out);
+      expect(snapshotTree(out)).toEqual(trees[i]);
+    }
+    const appState = (await docker.must(["inspect", "--format", "{{.State.Running}} {{.State.StartedAt}}", app])).trim().split(" ");
+    expect(appState[0]).toBe("true");
+    expect(appState[1]).not.toBe(startedBefore);
+  });
+
+  it("fails the update with the runtime's message when the restore fails, and starts the app again", async () => {
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId: "20000101_000000", confirm: true, requestId: "again" } }), { stack, secretKeys });
+    const { restore } = await materialise(program);
+    const result = await restore!();
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/no complete backup 20000101_000000 in \/backups/);
+    expect((await docker.must(["inspect", "--format", "{{.State.Running}}", app])).trim()).toBe("true");
+    expect(await dbFingerprint(inDb, "edms")).toEqual(original);
+  });
+});
