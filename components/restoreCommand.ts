@@ -49,6 +49,7 @@ export class RestoreCommand extends pulumi.ComponentResource {
         EDMS_RESTORE_APP_CONTAINERS: settings.appContainers.join(" "),
         EDMS_RESTORE_RUNTIME_DIR: runtimeDir,
         EDMS_RESTORE_STACK: settings.stack,
+        ...(restore.allowSecretMismatch.length > 0 ? { EDMS_BACKUP_ALLOW_SECRET_MISMATCH: restore.allowSecretMismatch.join(",") } : {}),
       }));
 
     this.command = new command.local.Command(

@@ -42,6 +42,8 @@ const restoreSchema = z.strictObject({
   withConfig: z.boolean().default(false),
   requestId: z.string().min(1).optional(),
   fromHost: z.string().regex(dockerHostPattern, { error: "must be the old Docker host, unix://… or ssh://user@host" }).optional(),
+  /** Secrets whose mismatch with the backup's may proceed (ENCRYPTION_KEY refuses otherwise). */
+  allowSecretMismatch: z.array(z.string().regex(secretNamePattern)).default([]),
 });
 
 const settingsSchema = z.strictObject({

@@ -2,7 +2,7 @@
 # Usage: test/bed/provision.sh
 #
 # Makes this machine ready for the test suites, doing only what is missing:
-# - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz;
+# - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2;
 # - a Docker daemon (started in the background when none answers);
 # - the test image edms-test/postgres:15 (built with test/bed/build-image.sh).
 # Idempotent; `.ci/run` and the e2e suite's global setup both call it.
@@ -18,6 +18,7 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15 postgresql-client-15)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v pigz >/dev/null || missing+=(pigz)
+command -v ip >/dev/null || missing+=(iproute2)
 if ((${#missing[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "provision: missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root" >&2

@@ -12,9 +12,9 @@ import { run, type RunResult } from "./run";
  * a function that runs its script with its environment. Existing volumes and containers
  * are left as they are (a second `pulumi up` does not recreate them either).
  */
-export async function materialise(program: ProgramRun): Promise<{ restore?: () => Promise<RunResult> }> {
+export async function materialise(program: ProgramRun, previous?: ProgramRun): Promise<{ restore?: () => Promise<RunResult>; retained: string[]; deleted: string[] }> {
   const hosts = new Map<string, DockerHost>();
-  for (const provider of program.resources.filter((r) => r.type === types.provider)) {
+  for (const provider of [...(previous?.resources ?? []), ...program.resources].filter((r) => r.type === types.provider)) {
     hosts.set(provider.id, new DockerHost(provider.inputs.host));
   }
   const hostOf = (r: Declared): DockerHost => {
@@ -48,7 +48,23 @@ export async function materialise(program: ProgramRun): Promise<{ restore?: () =
         break;
     }
   }
-  return { restore };
+
+  // What the previous run declared and this one does not, the engine deletes through the
+  // provider recorded for it, unless it is retained on delete.
+  const retained: string[] = [];
+  const deleted: string[] = [];
+  const declared = new Set(program.resources.map((r) => `${r.type}::${r.name}`));
+  for (const r of previous?.resources ?? []) {
+    if (declared.has(`${r.type}::${r.name}`) || r.type === types.provider) continue;
+    if (r.options.retainOnDelete) {
+      retained.push(r.name);
+      continue;
+    }
+    if (r.type === types.container) await hostOf(r).must(["rm", "-f", r.inputs.name]);
+    if (r.type === types.volume) await hostOf(r).must(["volume", "rm", r.inputs.name]);
+    deleted.push(r.name);
+  }
+  return { restore, retained, deleted };
 }
 
 function labels(r: Declared): string[] {
