@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Usage: bench/run.sh [--db-mb N] [--storage-mb N] [--rounds N] [--dir DIR] [--keep]
+#
+# Times edms-backup against the seed's commands (method-2-database-storage-backup.md) on
+# the same EDMS-shaped data, in the same run, alternating, and prints the ratios:
+#   full backup     edms-backup backup          vs  pg_dump -Fc + tar -czf of the storage
+#   repeat backup   edms-backup backup after ~1% of the storage changed, vs the seed's full
+#   restore         edms-backup restore onto a new instance  vs  pg_restore + tar -xzf
+# and what the repeat backup added to the disk. Defaults: about 350 MB of database, 450 MB
+# of storage (70% incompressible, like PDFs and DOCX), 2 rounds; medians are compared.
+# Needs the PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin) and root (it runs
+# PostgreSQL as the postgres user).
+set -euo pipefail
+
+db_mb=350 storage_mb=450 rounds=2 keep="" dir=""
+while (($#)); do
+  case "$1" in
+    --db-mb) db_mb=$2; shift 2 ;;
+    --storage-mb) storage_mb=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --keep) keep=yes; shift ;;
+    -h | --help) sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 1 ;;
+  esac
+done
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+edms="$repo/runtime/edms-backup"
+pgbin=/usr/lib/postgresql/15/bin
+dir=${dir:-$(mktemp -d /tmp/edms-bench.XXXXXX)}
+mkdir -p "$dir"
+chmod 755 "$dir"
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- two throwaway clusters: the source instance and the new one ------------------------
+start_cluster() {
+  local name=$1 port=$2
+  rm -rf "${dir:?}/$name"
+  mkdir -p "$dir/$name"
+  chown postgres "$dir/$name"
+  runuser -u postgres -- "$pgbin/initdb" -D "$dir/$name/data" -U edms --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/$name/data" -l "$dir/$name/log" -w \
+    -o "-p $port -k $dir/$name -c listen_addresses='' -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
+}
+stop_clusters() {
+  local name
+  for name in source target; do
+    if [[ -d "$dir/$name/data" ]]; then
+      runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/$name/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+  done
+  if [[ -z "$keep" ]]; then rm -rf "${dir:?}"; fi
+}
+trap stop_clusters EXIT
+
+src_env=(PGHOST="$dir/source" PGPORT=55501 PGUSER=edms PGDATABASE=edms)
+dst_env=(PGHOST="$dir/target" PGPORT=55502 PGUSER=edms PGDATABASE=edms)
+log "starting two PostgreSQL 15 clusters in $dir"
+start_cluster source 55501
+start_cluster target 55502
+
+# --- EDMS-shaped data ----------------------------------------------------------------------
+generate_database() {
+  # Per unit: a document (title, body), two versions (bytea), ten audit rows (jsonb), a
+  # session: about 3.6 KB on disk with the indexes an EDMS has.
+  local units=$((db_mb * 280))
+  env "${src_env[@]}" createdb edms
+  env "${src_env[@]}" psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE users_user (id serial PRIMARY KEY, username text UNIQUE, email text, password text, is_active boolean DEFAULT true);
+INSERT INTO users_user (username, email, password)
+  SELECT 'user' || g, 'user' || g || '@example.org', 'pbkdf2_sha256\$870000\$' || md5(g::text) || '\$' || encode(sha256(g::text::bytea), 'base64') FROM generate_series(1, 2000) g;
+CREATE TABLE documents_document (id serial PRIMARY KEY, number text UNIQUE, title text, status text, author_id int REFERENCES users_user, body text, created timestamptz);
+INSERT INTO documents_document (number, title, status, author_id, body, created)
+  SELECT 'SOP-' || g, 'Document ' || g, (ARRAY['DRAFT','REVIEWED','APPROVED','EFFECTIVE'])[1 + g % 4], 1 + g % 2000,
+         'Procedure step ' || g || ': the operator checks record ' || md5(g::text) || ' and signs it; reference '
+           || md5((g * 7)::text) || ', ' || md5((g * 13)::text) || ', ' || md5((g * 31)::text) || '. '
+           || repeat('The approved procedure applies to all sites. ', 3), now() - g * interval '1 minute'
+    FROM generate_series(1, $units) g;
+CREATE TABLE documents_documentversion (id serial PRIMARY KEY, document_id int REFERENCES documents_document, version int, checksum bytea);
+INSERT INTO documents_documentversion (document_id, version, checksum)
+  SELECT 1 + g % $units, g, sha256(g::text::bytea) FROM generate_series(1, 2 * $units) g;
+CREATE INDEX ON documents_documentversion (document_id);
+CREATE TABLE audit_audittrail (id bigserial PRIMARY KEY, user_id int, action text, at timestamptz, details jsonb);
+INSERT INTO audit_audittrail (user_id, action, at, details)
+  SELECT 1 + g % 2000, (ARRAY['VIEW','EDIT','APPROVE','LOGIN'])[1 + g % 4], now() - g * interval '1 second',
+         jsonb_build_object('document', g % $units, 'ip', '10.0.' || g % 250 || '.' || g % 200, 'agent', 'Mozilla/5.0 (X11; Linux x86_64)', 'n', g)
+    FROM generate_series(1, 10 * $units) g;
+CREATE INDEX ON audit_audittrail (user_id, at);
+CREATE TABLE django_session (session_key text PRIMARY KEY, session_data text, expire_date timestamptz);
+INSERT INTO django_session SELECT md5(g::text), encode(sha256(g::text::bytea), 'base64'), now() FROM generate_series(1, $units / 4) g;
+VACUUM ANALYZE;
+SQL
+}
+
+generate_storage() {
+  # Files of 20 KB to 1 MB in documents/YYYY/MM: 70% of the bytes random (PDF, DOCX,
+  # images), 30% text.
+  local root=$1 total=$((storage_mb * 1024 * 1024)) written=0 i=0 size folder
+  mkdir -p "$root"
+  local text
+  text=$(for w in $(seq 1 400); do printf 'Section %d: the approved procedure applies to all sites. ' "$w"; done)
+  while ((written < total)); do
+    size=$(((RANDOM * 32768 + RANDOM) % (1000 * 1024) + 20 * 1024))
+    folder="$root/documents/$((2020 + i % 6))/$(printf %02d $((1 + i % 12)))"
+    mkdir -p "$folder"
+    if ((i % 10 < 7)); then
+      head -c "$size" /dev/urandom >"$folder/doc-$i.pdf"
+    else
+      while :; do printf '%s\n' "$text"; done 2>/dev/null | head -c "$size" >"$folder/doc-$i.txt"
+    fi
+    written=$((written + size))
+    i=$((i + 1))
+  done
+  echo "$i"
+}
+
+# change_storage ROOT PERCENT: rewrites about PERCENT% of the bytes, as a day of use does.
+change_storage() {
+  local root=$1 percent=$2 total target changed=0 file size
+  total=$(du -sb "$root" | cut -f1)
+  target=$((total * percent / 100))
+  while IFS= read -r -d '' file; do
+    size=$(stat -c %s "$file")
+    head -c "$size" /dev/urandom >"$file"
+    changed=$((changed + size))
+    ((changed >= target)) && break
+  done < <(find "$root" -type f -name '*.pdf' -print0 | shuf -z --random-source=<(yes))
+  echo "$changed"
+}
+
+log "generating about $db_mb MB of database"
+generate_database
+db_size=$(env "${src_env[@]}" psql -X -A -t -c "SELECT pg_database_size('edms')")
+log "generating about $storage_mb MB of storage"
+files=$(generate_storage "$dir/storage")
+storage_size=$(du -sb "$dir/storage" | cut -f1)
+sync
+
+# --- the two sides --------------------------------------------------------------------------
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+seed_backup() {
+  rm -rf "${dir:?}/seed" && mkdir -p "$dir/seed"
+  local t0
+  t0=$(now)
+  env "${src_env[@]}" pg_dump -Fc edms >"$dir/seed/db.dump"
+  tar -czf "$dir/seed/storage.tar.gz" -C "$dir/storage" .
+  sync -f "$dir/seed"
+  elapsed "$t0" "$(now)"
+}
+
+seed_restore() {
+  reset_target
+  local t0
+  t0=$(now)
+  env "${dst_env[@]}" createdb edms
+  env "${dst_env[@]}" pg_restore -d edms "$dir/seed/db.dump"
+  tar -xzf "$dir/seed/storage.tar.gz" -C "$dir/restored"
+  sync -f "$dir/restored"
+  elapsed "$t0" "$(now)"
+}
+
+ours_env() {
+  env "${src_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/storage" "$@"
+}
+
+ours_full() {
+  rm -rf "${dir:?}/ours" && mkdir -p "$dir/ours"
+  local t0
+  t0=$(now)
+  ours_env "$edms" backup >/dev/null 2>"$dir/ours.log"
+  elapsed "$t0" "$(now)"
+}
+
+ours_repeat() {
+  local t0
+  env "${src_env[@]}" psql -X -q -c "INSERT INTO audit_audittrail (user_id, action, at) SELECT 1, 'VIEW', now() FROM generate_series(1, 1000)"
+  change_storage "$dir/storage" 1 >"$dir/changed-bytes"
+  sleep 1
+  t0=$(now)
+  ours_env "$edms" backup >/dev/null 2>"$dir/ours.log"
+  elapsed "$t0" "$(now)"
+}
+
+ours_restore() {
+  reset_target
+  local id t0
+  id=$(ours_env "$edms" list | head -n 1 | cut -d' ' -f1)
+  t0=$(now)
+  env "${dst_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" \
+    "$edms" restore "$id" --yes >/dev/null 2>"$dir/ours-restore.log"
+  sync -f "$dir/restored"
+  elapsed "$t0" "$(now)"
+}
+
+reset_target() {
+  env "${dst_env[@]}" dropdb --if-exists edms
+  rm -rf "${dir:?}/restored" && mkdir -p "$dir/restored"
+}
+
+median() {
+  sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+declare -a t_seed_backup t_seed_restore t_full t_repeat t_restore
+for ((r = 1; r <= rounds; r++)); do
+  log "round $r/$rounds: seed backup";    t_seed_backup+=("$(seed_backup)")
+  log "round $r/$rounds: edms-backup full"; t_full+=("$(ours_full)")
+  log "round $r/$rounds: edms-backup repeat (1% changed)"; t_repeat+=("$(ours_repeat)")
+  log "round $r/$rounds: seed restore";   t_seed_restore+=("$(seed_restore)")
+  log "round $r/$rounds: edms-backup restore"; t_restore+=("$(ours_restore)")
+done
+
+# What the last repeat backup added to the disk (blocks not shared with the backup before).
+mapfile -t ids < <(ours_env "$edms" list | cut -d' ' -f1)
+added=$(du -sk "$dir/ours/${ids[1]}" "$dir/ours/${ids[0]}" | sed -n 2p | cut -f1)
+dump_kib=$(du -sk "$dir/ours/${ids[0]}/db" | cut -f1)
+seed_size=$(du -sk "$dir/seed" | cut -f1)
+changed_bytes=$(<"$dir/changed-bytes")
+full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
+
+m() { printf '%s\n' "$@" | median; }
+sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") of=$(m "${t_full[@]}") orp=$(m "${t_repeat[@]}") ors=$(m "${t_restore[@]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }'; }
+
+cat <<REPORT
+
+edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB
+  data: database $((db_size / 1048576)) MB ($(env "${src_env[@]}" psql -X -A -t -c "SELECT count(*) FROM audit_audittrail") audit rows), storage $((storage_size / 1048576)) MB in $files files (70% incompressible)
+  tools: $(pg_dump --version), $(tar --version | head -n 1), $(gzip --version | head -n 1)$(command -v zstd >/dev/null && printf ', %s' "$(zstd --version)")
+  rounds: $rounds, alternating; medians in seconds
+
+                         seed       edms-backup   ratio   target
+  full backup          $(printf '%8.2f' "$sb")     $(printf '%8.2f' "$of")      $(printf '%5.2f' "$(ratio "$of" "$sb")")   <= 0.30
+  repeat backup (1%)   $(printf '%8.2f' "$sb")     $(printf '%8.2f' "$orp")      $(printf '%5.2f' "$(ratio "$orp" "$sb")")   <= 0.25
+  restore (new inst.)  $(printf '%8.2f' "$sr")     $(printf '%8.2f' "$ors")      $(printf '%5.2f' "$(ratio "$ors" "$sr")")   <= 0.65
+
+  sizes: seed backup $((seed_size / 1024)) MB, edms-backup full $((full_size / 1024)) MB
+  repeat backup added $((added / 1024)) MB to the disk: its dump $((dump_kib / 1024)) MB + changed files $((changed_bytes / 1048576)) MB (+ manifests and indexes)
+REPORT
