@@ -64,7 +64,7 @@ start_cluster target 55502
 generate_database() {
   # Per unit: a document (title, body), two versions (bytea), ten audit rows (jsonb), a
   # session: about 3.6 KB on disk with the indexes an EDMS has.
-  local units=$((db_mb * 280))
+  local units=$((db_mb * 325))
   env "${src_env[@]}" createdb edms
   env "${src_env[@]}" psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE users_user (id serial PRIMARY KEY, username text UNIQUE, email text, password text, is_active boolean DEFAULT true);

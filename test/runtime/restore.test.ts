@@ -76,6 +76,25 @@ describe("restore onto a new instance", () => {
     }
   });
 
+  it("refuses a corrupted backup, leaving the empty instance as it was (checked while staging)", async () => {
+    const bad = "20010202_000000";
+    await mustRun("cp", ["-a", path.join(world.backupDir, id), path.join(world.backupDir, bad)]);
+    fs.appendFileSync(path.join(world.backupDir, bad, "storage-1", "random.bin"), "bitrot");
+    const target = await newInstance();
+    try {
+      const dbs = await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
+      const result = await run(edmsBackup, ["restore", bad, "--yes"], { env: target.env });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/backup 20010202_000000 is damaged: .*random\.bin: FAILED/);
+      expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe(dbs);
+      expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).toBe("0\n");
+      target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
+    } finally {
+      fs.rmSync(path.join(world.backupDir, bad), { recursive: true });
+      await target.done();
+    }
+  });
+
   it("works when the database does not exist yet", async () => {
     const target = await newInstance();
     try {
