@@ -7,12 +7,12 @@
 #   repeat backup   edms-backup backup after ~1% of the storage changed, vs the seed's full
 #   restore         edms-backup restore onto a new instance  vs  pg_restore + tar -xzf
 # and what the repeat backup added to the disk. Defaults: about 350 MB of database, 450 MB
-# of storage (70% incompressible, like PDFs and DOCX), 2 rounds; medians are compared.
+# of storage (70% incompressible, like PDFs and DOCX), 3 rounds; medians are compared.
 # Needs the PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin) and root (it runs
 # PostgreSQL as the postgres user).
 set -euo pipefail
 
-db_mb=350 storage_mb=450 rounds=2 keep="" dir=""
+db_mb=350 storage_mb=450 rounds=3 keep="" dir=""
 while (($#)); do
   case "$1" in
     --db-mb) db_mb=$2; shift 2 ;;
@@ -204,13 +204,32 @@ median() {
   sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# quiet: what one side left behind (dirty pages, a pending checkpoint) must not be paid by
+# the other; called before every timed step, outside its timing.
+quiet() {
+  env "${src_env[@]}" psql -X -q -d postgres -c CHECKPOINT
+  env "${dst_env[@]}" psql -X -q -d postgres -c CHECKPOINT
+  sync
+}
+
 declare -a t_seed_backup t_seed_restore t_full t_repeat t_restore
 for ((r = 1; r <= rounds; r++)); do
-  log "round $r/$rounds: seed backup";    t_seed_backup+=("$(seed_backup)")
-  log "round $r/$rounds: edms-backup full"; t_full+=("$(ours_full)")
-  log "round $r/$rounds: edms-backup repeat (1% changed)"; t_repeat+=("$(ours_repeat)")
-  log "round $r/$rounds: seed restore";   t_seed_restore+=("$(seed_restore)")
-  log "round $r/$rounds: edms-backup restore"; t_restore+=("$(ours_restore)")
+  # The order alternates: odd rounds start with the seed, even rounds with edms-backup.
+  if ((r % 2)); then
+    log "round $r/$rounds: seed backup"; quiet; t_seed_backup+=("$(seed_backup)")
+    log "round $r/$rounds: edms-backup full"; quiet; t_full+=("$(ours_full)")
+  else
+    log "round $r/$rounds: edms-backup full"; quiet; t_full+=("$(ours_full)")
+    log "round $r/$rounds: seed backup"; quiet; t_seed_backup+=("$(seed_backup)")
+  fi
+  log "round $r/$rounds: edms-backup repeat (1% changed)"; quiet; t_repeat+=("$(ours_repeat)")
+  if ((r % 2)); then
+    log "round $r/$rounds: seed restore"; quiet; t_seed_restore+=("$(seed_restore)")
+    log "round $r/$rounds: edms-backup restore"; quiet; t_restore+=("$(ours_restore)")
+  else
+    log "round $r/$rounds: edms-backup restore"; quiet; t_restore+=("$(ours_restore)")
+    log "round $r/$rounds: seed restore"; quiet; t_seed_restore+=("$(seed_restore)")
+  fi
 done
 
 # What the last repeat backup added to the disk (blocks not shared with the backup before).
