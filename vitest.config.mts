@@ -16,6 +16,7 @@ export default defineConfig({
         test: {
           name: "runtime",
           include: ["test/runtime/**/*.test.ts"],
+          globalSetup: ["test/runtime/setup.ts"],
           testTimeout: 180_000,
           hookTimeout: 120_000,
         },

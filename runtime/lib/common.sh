@@ -251,8 +251,8 @@ server_version_num() {
 client_major() {
   local version
   version=$("$1" --version) || die "$1 not found: use an image with the PostgreSQL client (postgres:<major>-bookworm)"
-  version=${version##* }
-  printf '%s\n' "${version%%.*}"
+  [[ "$version" =~ \(PostgreSQL\)\ ([0-9]+) ]] || die "cannot read the version of $1 ('$version'): use the PostgreSQL client of postgres:<major>-bookworm"
+  printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
 # secret_fingerprint SALT VALUE: what a backup records of a secret, and restore compares.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Usage: test/bed/provision.sh
+# Usage: test/bed/provision.sh [--packages-only]
 #
-# Makes this machine ready for the test suites, doing only what is missing:
+# Makes this machine ready for the test suites, doing only what is missing (with
+# --packages-only just the packages, for the suites that need no Docker):
 # - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2;
 # - a Docker daemon (started in the background when none answers);
 # - the test image edms-test/postgres:15 (built with test/bed/build-image.sh).
@@ -28,6 +29,8 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[[ "${1:-}" == --packages-only ]] && exit 0
 
 if ! docker info >/dev/null 2>&1; then
   log=${TMPDIR:-/tmp}/edms-dockerd.log
