@@ -103,17 +103,22 @@ require_backup() {
     die "no complete backup $id in $edms_dir: run 'edms-backup list' for the ids"
 }
 
-# info_get ID KEY: a value of the backup's meta/info (simple KEY=VALUE lines).
-info_get() {
-  local file="$edms_dir/$1/meta/info" key value
-  [[ -f "$file" ]] || return 1
+# kv_get FILE KEY: the value of KEY in a file of KEY=VALUE lines; fails when absent.
+kv_get() {
+  local key value
+  [[ -f "$1" ]] || return 1
   while IFS='=' read -r key value; do
     if [[ "$key" == "$2" ]]; then
       printf '%s\n' "$value"
       return 0
     fi
-  done <"$file"
+  done <"$1"
   return 1
+}
+
+# info_get ID KEY: a value of the backup's meta/info.
+info_get() {
+  kv_get "$edms_dir/$1/meta/info" "$2"
 }
 
 # take_lock [WAIT_SECONDS]: one backup, prune or restore at a time per backup folder,
@@ -177,16 +182,7 @@ status_set() {
 }
 
 status_get() {
-  local file key value
-  file=$(status_file)
-  [[ -f "$file" ]] || return 1
-  while IFS='=' read -r key value; do
-    if [[ "$key" == "$1" ]]; then
-      printf '%s\n' "$value"
-      return 0
-    fi
-  done <"$file"
-  return 1
+  kv_get "$(status_file)" "$1"
 }
 
 # --- PostgreSQL ------------------------------------------------------------------

@@ -80,16 +80,22 @@ cron_bad() {
   printf "%s field '%s' is not valid: use numbers %s-%s, '*', lists (1,5), ranges (1-5) and steps (*/15)" "$1" "$2" "$3" "$4"
 }
 
-# cron_matches EPOCH: whether the minute holding EPOCH matches (local time of $TZ).
-cron_matches() {
-  local mi h d mo w
-  printf -v mi '%(%M)T' "$1"
+# cron_clock EPOCH: sets h mi d mo w (numbers) of the caller to EPOCH's local time in
+# $TZ, with bash's own strftime (no process per call).
+cron_clock() {
   printf -v h '%(%H)T' "$1"
+  printf -v mi '%(%M)T' "$1"
   printf -v d '%(%d)T' "$1"
   printf -v mo '%(%m)T' "$1"
   printf -v w '%(%w)T' "$1"
-  cron_day_matches "$((10#$d))" "$((10#$mo))" "$w" &&
-    [[ "$cron_hours" == *",$((10#$h)),"* && "$cron_minutes" == *",$((10#$mi)),"* ]]
+  h=$((10#$h)) mi=$((10#$mi)) d=$((10#$d)) mo=$((10#$mo))
+}
+
+# cron_matches EPOCH: whether the minute holding EPOCH matches (local time of $TZ).
+cron_matches() {
+  local h mi d mo w
+  cron_clock "$1"
+  cron_day_matches "$d" "$mo" "$w" && [[ "$cron_hours" == *",$h,"* && "$cron_minutes" == *",$mi,"* ]]
 }
 
 cron_day_matches() {
@@ -109,13 +115,8 @@ cron_day_matches() {
 cron_previous() {
   local t=$(($1 - $1 % 60)) limit=$(($1 - 2930 * 86400)) h mi d mo w
   while ((t > limit)); do
-    printf -v h '%(%H)T' "$t"
-    printf -v mi '%(%M)T' "$t"
-    printf -v d '%(%d)T' "$t"
-    printf -v mo '%(%m)T' "$t"
-    printf -v w '%(%w)T' "$t"
-    h=$((10#$h)) mi=$((10#$mi))
-    if ! cron_day_matches "$((10#$d))" "$((10#$mo))" "$w"; then
+    cron_clock "$t"
+    if ! cron_day_matches "$d" "$mo" "$w"; then
       t=$((t - h * 3600 - mi * 60 - 60))
     elif [[ "$cron_hours" != *",$h,"* ]]; then
       t=$((t - mi * 60 - 60))
@@ -133,13 +134,8 @@ cron_previous() {
 cron_next() {
   local t=$(($1 - $1 % 60 + 60)) limit=$(($1 + 2930 * 86400)) h mi d mo w
   while ((t < limit)); do
-    printf -v h '%(%H)T' "$t"
-    printf -v mi '%(%M)T' "$t"
-    printf -v d '%(%d)T' "$t"
-    printf -v mo '%(%m)T' "$t"
-    printf -v w '%(%w)T' "$t"
-    h=$((10#$h)) mi=$((10#$mi))
-    if ! cron_day_matches "$((10#$d))" "$((10#$mo))" "$w"; then
+    cron_clock "$t"
+    if ! cron_day_matches "$d" "$mo" "$w"; then
       t=$((t + (23 - h) * 3600 + (59 - mi) * 60 + 60))
     elif [[ "$cron_hours" != *",$h,"* ]]; then
       t=$((t + (59 - mi) * 60 + 60))
