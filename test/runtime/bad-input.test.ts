@@ -64,6 +64,13 @@ describe("a backup refuses bad input with one line naming the cause", () => {
     await expectRefused(result, new RegExp(`storage folder ${missing} is missing`));
   });
 
+  it("storage path that is a file, not a folder", async () => {
+    const file = path.join(world.root, "not-a-folder");
+    fs.writeFileSync(file, "x");
+    const result = await world.edms(["backup"], { env: { EDMS_BACKUP_STORAGE_DIRS: file } });
+    await expectRefused(result, new RegExp(`storage folder ${file} is not a folder`));
+  });
+
   it("storage folder or a file in it unreadable (as a non-root user)", async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), "edms-nobody-"));
     fs.chmodSync(base, 0o755);
