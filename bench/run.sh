@@ -212,24 +212,30 @@ quiet() {
   sync
 }
 
-declare -a t_seed_backup t_seed_restore t_full t_repeat t_restore
+# timed ARRAY STEP: runs STEP after quiet and appends its time to ARRAY.
+timed() {
+  local -n times=$1
+  log "round $r/$rounds: $2"
+  quiet
+  times+=("$("$2")")
+}
+
+# in_turn A_ARRAY A_STEP B_ARRAY B_STEP: both steps, A first in odd rounds, B first in even.
+in_turn() {
+  if ((r % 2)); then
+    timed "$1" "$2"
+    timed "$3" "$4"
+  else
+    timed "$3" "$4"
+    timed "$1" "$2"
+  fi
+}
+
+declare -a t_seed_backup=() t_seed_restore=() t_full=() t_repeat=() t_restore=()
 for ((r = 1; r <= rounds; r++)); do
-  # The order alternates: odd rounds start with the seed, even rounds with edms-backup.
-  if ((r % 2)); then
-    log "round $r/$rounds: seed backup"; quiet; t_seed_backup+=("$(seed_backup)")
-    log "round $r/$rounds: edms-backup full"; quiet; t_full+=("$(ours_full)")
-  else
-    log "round $r/$rounds: edms-backup full"; quiet; t_full+=("$(ours_full)")
-    log "round $r/$rounds: seed backup"; quiet; t_seed_backup+=("$(seed_backup)")
-  fi
-  log "round $r/$rounds: edms-backup repeat (1% changed)"; quiet; t_repeat+=("$(ours_repeat)")
-  if ((r % 2)); then
-    log "round $r/$rounds: seed restore"; quiet; t_seed_restore+=("$(seed_restore)")
-    log "round $r/$rounds: edms-backup restore"; quiet; t_restore+=("$(ours_restore)")
-  else
-    log "round $r/$rounds: edms-backup restore"; quiet; t_restore+=("$(ours_restore)")
-    log "round $r/$rounds: seed restore"; quiet; t_seed_restore+=("$(seed_restore)")
-  fi
+  in_turn t_seed_backup seed_backup t_full ours_full
+  timed t_repeat ours_repeat
+  in_turn t_seed_restore seed_restore t_restore ours_restore
 done
 
 # What the last repeat backup added to the disk (blocks not shared with the backup before).
