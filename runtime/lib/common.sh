@@ -91,10 +91,6 @@ backup_ids() {
   printf '%s\n' "${ids[@]}" | sort -r
 }
 
-backup_path() {
-  printf '%s/%s\n' "$edms_dir" "$1"
-}
-
 # require_backup ID: dies unless ID names a complete backup.
 require_backup() {
   local id=$1

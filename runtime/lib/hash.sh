@@ -46,8 +46,7 @@ hash_part() {
   if [[ -s "$list.plain" ]] && command -v openssl >/dev/null 2>&1; then
     # One output line per input file, in order: "HASH *NAME". Names are given as ./NAME so
     # that none is taken for an option.
-    (cd "$dir" && tr '\0' '\n' <"$list.plain" | sed 's|^|./|' | tr '\n' '\0' |
-      xargs -0 -r openssl dgst -sha256 -r) >"$list.openssl" || return 1
+    (cd "$dir" && sed -z 's|^|./|' <"$list.plain" | xargs -0 -r openssl dgst -sha256 -r) >"$list.openssl" || return 1
     while IFS= read -r -d '' path && IFS= read -r line <&3; do
       [[ "$line" =~ ^[0-9a-f]{64}\ \*\./(.*)$ && "${BASH_REMATCH[1]}" == "$path" ]] || return 1
       printf '%s  %s\0' "${line:0:64}" "$path"

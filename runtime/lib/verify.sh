@@ -6,28 +6,33 @@
 source "$EDMS_BACKUP_ROOT/lib/hash.sh"
 
 verify_backup() {
-  local id=$1 dir="$edms_dir/$1" listed files err part i expected actual
+  check_layout "$edms_dir/$1" "backup $1 is damaged"
+  if ! verify_fast "$1"; then
+    verify_with_sha256sum "$1"
+  fi
+}
+
+# check_layout DIR PROBLEM: the backup folder DIR is whole in its shape: SHA256SUMS lists
+# every file, the dump's table of contents and the config archive read back, each storage
+# copy holds the entries recorded in meta/info. Dies with "PROBLEM: <what>" otherwise.
+# Backup runs it on a new folder before the rename; verify before hashing.
+check_layout() {
+  local dir=$1 problem=$2 listed files err i count expected actual
   listed=$(wc -l <"$dir/SHA256SUMS")
   files=$(cd "$dir" && find . -type f ! -path ./SHA256SUMS -printf . | wc -c)
   ((files == listed)) ||
-    die "backup $id is damaged: it holds $files files but SHA256SUMS lists $listed (files added or removed)"
-
-  if ! verify_fast "$id"; then
-    verify_with_sha256sum "$id"
-  fi
-
+    die "$problem: it holds $files files but SHA256SUMS lists $listed (files added or removed)"
   err=$(pg_restore --list "$dir/db" 2>&1 >/dev/null) ||
-    die "backup $id is damaged: its database dump does not read back: $(first_error_line "$err")"
+    die "$problem: its database dump does not read back: $(first_error_line "$err")"
   err=$(tar -tzf "$dir/config.tar.gz" 2>&1 >/dev/null) ||
-    die "backup $id is damaged: config.tar.gz does not read back: $(first_error_line "$err")"
-  local count
-  count=$(info_get "$id" storage_count || echo 0)
+    die "$problem: config.tar.gz does not read back: $(first_error_line "$err")"
+  count=$(kv_get "$dir/meta/info" storage_count || echo 0)
   for ((i = 1; i <= count; i++)); do
-    [[ -d "$dir/storage-$i" ]] || die "backup $id is damaged: storage-$i/ is missing"
-    expected=$(info_get "$id" "storage_${i}_entries")
+    [[ -d "$dir/storage-$i" ]] || die "$problem: storage-$i/ is missing"
+    expected=$(kv_get "$dir/meta/info" "storage_${i}_entries")
     actual=$(find "$dir/storage-$i" -mindepth 1 -printf . | wc -c)
     ((expected == actual)) ||
-      die "backup $id is damaged: storage-$i/ holds $actual entries, the backup recorded $expected"
+      die "$problem: storage-$i/ holds $actual entries, the backup recorded $expected"
   done
 }
 
@@ -35,41 +40,38 @@ verify_backup() {
 # wrote it from) gives, and every file listed there has its recorded hash, hashed on all
 # cores. Returns 1 on any disagreement, for verify_with_sha256sum to name the problem.
 verify_fast() {
-  local id=$1 dir="$edms_dir/$1" work record name expected actual
+  local id=$1 dir="$edms_dir/$1" work record name
   [[ -f "$dir/meta/sums.z" ]] || return 1
   work=$(mktemp -d)
+  # One pass over meta/sums.z: the SHA256SUMS it implies, the files to hash, their hashes.
+  local -A recorded=()
+  : >"$work/list"
   {
     while IFS= read -r -d '' record; do
-      sums_line "${record%%  *}" "${record#*  }"
+      name=${record#*  }
+      recorded[$name]=${record%%  *}
+      printf '%s\0' "$name" >>"$work/list"
+      sums_line "${record%%  *}" "$name"
     done <"$dir/meta/sums.z"
     (cd "$dir" && sha256sum meta/sums.z)
   } >"$work/expected"
+  local ok=yes
   if ! cmp -s "$work/expected" "$dir/SHA256SUMS"; then
-    rm -rf -- "$work"
-    return 1
+    ok=""
+  else
+    : >"$work/actual"
+    hash_files "$dir" "$work/list" "$work/actual" "$edms_jobs" || ok=""
   fi
-  while IFS= read -r -d '' record; do
-    printf '%s\0' "${record#*  }"
-  done <"$dir/meta/sums.z" >"$work/list"
-  : >"$work/actual"
-  if ! hash_files "$dir" "$work/list" "$work/actual" "$edms_jobs"; then
-    rm -rf -- "$work"
-    return 1
+  if [[ -n "$ok" ]]; then
+    while IFS= read -r -d '' record; do
+      if [[ "${record%%  *}" != "${recorded[${record#*  }]:-}" ]]; then
+        ok=""
+        break
+      fi
+    done <"$work/actual"
   fi
-  local -A recorded=()
-  while IFS= read -r -d '' record; do
-    recorded[${record#*  }]=${record%%  *}
-  done <"$dir/meta/sums.z"
-  while IFS= read -r -d '' record; do
-    name=${record#*  }
-    actual=${record%%  *}
-    expected=${recorded[$name]:-}
-    if [[ "$actual" != "$expected" ]]; then
-      rm -rf -- "$work"
-      return 1
-    fi
-  done <"$work/actual"
   rm -rf -- "$work"
+  [[ -n "$ok" ]]
 }
 
 # verify_with_sha256sum ID: `sha256sum -c SHA256SUMS` in two halves at once; dies naming
