@@ -45,6 +45,35 @@ load_config() {
   split_paths EDMS_BACKUP_CONFIG_PATHS edms_config_paths
   # Config paths are the host's paths; in a container they are mounted below this root.
   edms_config_root=${EDMS_BACKUP_CONFIG_ROOT:-/}
+  bypass_pg_wrapper
+}
+
+# Debian's psql, pg_dump and pg_restore (/usr/bin, also first on the postgres image's
+# PATH) are a Perl wrapper that picks a version on every call: 30 ms each, measured, and a
+# restore makes a dozen calls, most of them one after another. For a server that is not
+# one of the machine's own clusters it picks the newest client installed, so that
+# client's folder goes into PATH just before the wrapper's: whatever comes earlier in
+# PATH still comes first.
+bypass_pg_wrapper() {
+  local psql_path wrapper_dir dir major newest="" best=0 entry new_path=""
+  psql_path=$(command -v psql) || return 0
+  [[ "$(readlink -f -- "$psql_path")" == */pg_wrapper ]] || return 0
+  wrapper_dir=$(dirname -- "$psql_path")
+  for dir in /usr/lib/postgresql/*/bin; do
+    major=${dir#/usr/lib/postgresql/}
+    major=${major%/bin}
+    if [[ "$major" =~ ^[0-9]+$ && -x "$dir/psql" && -x "$dir/pg_dump" && -x "$dir/pg_restore" ]] && ((major > best)); then
+      best=$major newest=$dir
+    fi
+  done
+  [[ -n "$newest" ]] || return 0
+  local -a entries=()
+  IFS=: read -r -a entries <<<"$PATH"
+  for entry in "${entries[@]}"; do
+    [[ "$entry" == "$wrapper_dir" ]] && new_path+="$newest:"
+    new_path+="$entry:"
+  done
+  PATH=${new_path%:}
 }
 
 require_count() {
@@ -184,8 +213,10 @@ status_get() {
 # --- PostgreSQL ------------------------------------------------------------------
 
 # Counts every table's rows into the temporary table edms_counts (t = "schema.table",
-# n = rows): backup records them, restore compares them.
-EDMS_COUNT_TABLES_SQL="SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
+# n = rows): backup records them, restore compares them. Without JIT: on a big table its
+# compilation costs more than it saves in one pass.
+EDMS_COUNT_TABLES_SQL="SET jit = off;
+SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
          format('SELECT %L::text AS t, count(*)::bigint AS n FROM ONLY %I.%I',
                 n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '),
          'SELECT NULL::text AS t, NULL::bigint AS n WHERE false')
