@@ -58,6 +58,8 @@ describe("restore onto a new instance", () => {
       expect(result.stdout).toContain("log in again");
       const owner = await target.cluster.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'edms'", "postgres");
       expect(owner.trim()).toBe("edms");
+      // Large values were compressed with lz4 as they were loaded (the faster method).
+      expect((await target.cluster.psql("SELECT string_agg(DISTINCT pg_column_compression(text), ',') FROM documents_documenttext", "edms")).trim()).toBe("lz4");
       const hashes = await target.cluster.psql("SELECT username || ' ' || password FROM users_user ORDER BY id");
       for (const [i, line] of hashes.trim().split("\n").entries()) {
         const [username, hash] = line.split(" ");
@@ -99,9 +101,10 @@ describe("restore onto a new instance", () => {
     const target = await newInstance();
     try {
       await target.cluster.psql("DROP DATABASE edms", "postgres");
-      const result = await run(edmsBackup, ["restore", id, "--yes"], { env: target.env });
+      const result = await run(edmsBackup, ["restore", id, "--yes"], { env: { ...target.env, EDMS_BACKUP_RESTORE_TOAST_COMPRESSION: "pglz" } });
       expect(result.code).toBe(0);
       expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(original.db);
+      expect((await target.cluster.psql("SELECT string_agg(DISTINCT pg_column_compression(text), ',') FROM documents_documenttext", "edms")).trim()).toBe("pglz");
     } finally {
       await target.done();
     }
@@ -197,6 +200,13 @@ describe("a refused restore changes nothing", () => {
   it("when the storage folders do not match the backup's, or one is /", async () => {
     await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: world.storage[0] } }), /holds 2 storage folder\(s\) but EDMS_BACKUP_STORAGE_DIRS names 1/);
     await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: `${world.storage[0]}:/` } }), /refusing to restore over \//);
+  });
+
+  it("with an unknown TOAST compression method", async () => {
+    await unchanged(
+      () => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_RESTORE_TOAST_COMPRESSION: "zstd" } }),
+      /EDMS_BACKUP_RESTORE_TOAST_COMPRESSION='zstd' is neither lz4 nor pglz/,
+    );
   });
 
   it("when ENCRYPTION_KEY differs, naming it", async () => {

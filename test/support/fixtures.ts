@@ -161,6 +161,9 @@ INSERT INTO documents_document (number, title, status, author_id, file_path, bod
 CREATE TABLE documents_documentversion (id serial PRIMARY KEY, document_id int REFERENCES documents_document, version int, content bytea);
 INSERT INTO documents_documentversion (document_id, version, content)
   SELECT 1 + g % (200 * ${scale}), g, decode(md5(g::text), 'hex') FROM generate_series(1, 400 * ${scale}) g;
+-- Extracted text: values over 2 kB, which PostgreSQL compresses (TOAST).
+CREATE TABLE documents_documenttext (document_id int PRIMARY KEY REFERENCES documents_document, text text);
+INSERT INTO documents_documenttext SELECT g, repeat('Extracted text of document ' || g || '. ', 200) FROM generate_series(1, 20) g;
 CREATE TABLE workflows_workflowinstance (id serial PRIMARY KEY, document_id int REFERENCES documents_document, state text, history jsonb);
 INSERT INTO workflows_workflowinstance (document_id, state, history)
   SELECT g, 'APPROVED', jsonb_build_array(jsonb_build_object('from', 'DRAFT', 'to', 'REVIEWED', 'by', 2)) FROM generate_series(1, 50) g;
