@@ -262,6 +262,11 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
   repeat backup (1%)   $(printf '%8.2f' "$sb")     $(printf '%8.2f' "$orp")      $(printf '%5.2f' "$(ratio "$orp" "$sb")")   <= 0.25
   restore (new inst.)  $(printf '%8.2f' "$sr")     $(printf '%8.2f' "$ors")      $(printf '%5.2f' "$(ratio "$ors" "$sr")")   <= 0.65
 
+  each round, in order: seed backup ${t_seed_backup[*]}
+                        full ${t_full[*]}, repeat ${t_repeat[*]}
+                        seed restore ${t_seed_restore[*]}
+                        restore ${t_restore[*]}
+
   sizes: seed backup $((seed_size / 1024)) MB, edms-backup full $((full_size / 1024)) MB
   repeat backup added $((added / 1024)) MB to the disk: its dump $((dump_kib / 1024)) MB + changed files $((changed_bytes / 1048576)) MB (+ manifests and indexes)
 REPORT
