@@ -14,8 +14,10 @@ beforeAll(async () => {
   world = await makeWorld();
   firstId = await world.backup();
 });
+const fakeDirs: string[] = [];
 afterAll(async () => {
   await world?.cleanup();
+  fakeDirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true }));
 });
 
 /** Fails with exactly one line on stderr, and every older backup is still whole. */
@@ -31,6 +33,7 @@ async function expectRefused(result: { code: number; stderr: string }, cause: Re
 
 function fakeTool(name: string, script: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-fake-"));
+  fakeDirs.push(dir);
   fs.writeFileSync(path.join(dir, name), `#!/usr/bin/env bash\n${script}\n`, { mode: 0o755 });
   fs.chmodSync(dir, 0o755);
   return `${dir}:${process.env.PATH}`;
@@ -116,6 +119,7 @@ describe("a backup refuses bad input with one line naming the cause", () => {
       expect((await world.edms(["verify", first], { env })).code).toBe(0);
     } finally {
       await run("umount", [mount]);
+      fs.rmdirSync(mount);
     }
   });
 });

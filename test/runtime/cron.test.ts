@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { edmsBackup, run, runtimeDir } from "../support/run";
 
 /** Calls a function of runtime/lib/cron.sh after cron_parse, in a time zone. */
@@ -60,8 +60,11 @@ describe("cron in the runtime", () => {
 });
 
 describe("status", () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
   function statusDir(lines: Record<string, string>): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-status-"));
+    dirs.push(dir);
     fs.writeFileSync(path.join(dir, ".status"), Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(""));
     return dir;
   }

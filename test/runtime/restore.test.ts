@@ -268,6 +268,7 @@ describe("an interrupted restore", () => {
     expect(await dbFingerprint(world.env, "edms")).toEqual(original.db);
     const leftovers = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_restoring\\_%'", "postgres");
     expect(Number(leftovers)).toBe(0);
+    fs.rmSync(fake, { recursive: true });
   });
 
   it("finishes a storage swap that was cut off half way", async () => {
