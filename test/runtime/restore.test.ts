@@ -148,6 +148,20 @@ describe("restore in place over damaged data", () => {
     world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(original.storage[i]));
   });
 
+  it("keeps both previous databases when two restores replace it within one second", async () => {
+    // The names of the seconds this restore may start in are taken already, as by a restore just before.
+    const stamp = (s: number) => new Date(Date.now() + s * 1000).toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15);
+    const existing = (await world.cluster.psql("SELECT string_agg(datname, ',') FROM pg_database", "postgres")).trim().split(",");
+    const taken = Array.from({ length: 30 }, (_, i) => `edms_prerestore_${stamp(i - 1)}`).filter((name) => !existing.includes(name));
+    for (const name of taken) await world.cluster.psql(`CREATE DATABASE "${name}"`, "postgres");
+    const result = await world.edms(["restore", id, "--yes"]);
+    for (const name of taken) await world.cluster.psql(`DROP DATABASE "${name}"`, "postgres");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/the previous database is kept as edms_prerestore_\d{8}_\d{6}_2 /);
+    const kept = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname ~ '^edms_prerestore_[0-9]{8}_[0-9]{6}_2$'", "postgres");
+    expect(Number(kept)).toBe(1);
+  });
+
   it("prune drops databases kept by restores once they are older than the hours set", async () => {
     const before = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
     expect(Number(before)).toBeGreaterThan(0);
@@ -220,13 +234,13 @@ describe("a refused restore changes nothing", () => {
 describe("secrets on restore", () => {
   it("a different SECRET_KEY proceeds and says users must log in again; an allowed ENCRYPTION_KEY mismatch proceeds", async () => {
     const different = await world.edms(["restore", id, "--yes"], { env: { ...secrets, EDMS_SECRET_SECRET_KEY: "new-secret" } });
-    expect(different.code).toBe(0);
+    expect(different.code, different.stderr).toBe(0);
     expect(different.stderr).toMatch(/secret SECRET_KEY differs from the backup's: sessions, CSRF tokens and tokens signed with it become invalid, so users must log in again; their passwords still work/);
     expect(different.stderr).not.toMatch(/ENCRYPTION_KEY differs/);
     const allowed = await world.edms(["restore", id, "--yes"], {
       env: { ...secrets, EDMS_SECRET_ENCRYPTION_KEY: "another key", EDMS_BACKUP_ALLOW_SECRET_MISMATCH: "ENCRYPTION_KEY" },
     });
-    expect(allowed.code).toBe(0);
+    expect(allowed.code, allowed.stderr).toBe(0);
     expect(allowed.stderr).toMatch(/secret ENCRYPTION_KEY differs from the backup's: files and fields encrypted/);
   });
 
@@ -234,7 +248,7 @@ describe("secrets on restore", () => {
     const result = await world.edms(["restore", id, "--yes"], {
       env: { ...secrets, EDMS_SECRET_JWT_SECRET_KEY: 'with "quotes" and $dollar', EDMS_BACKUP_APP_ENV_FILE: "/srv/edms/app.env" },
     });
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     const file = path.join(world.configRoot, "srv/edms/app.env");
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(file, "utf8")).toBe(
