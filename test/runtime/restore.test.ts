@@ -22,6 +22,11 @@ afterAll(async () => {
   await world?.cleanup();
 });
 
+/** How the restored documents_documenttext values (over 2 kB) are compressed: "lz4" or "pglz". */
+async function textCompression(cluster: Cluster): Promise<string> {
+  return (await cluster.psql("SELECT string_agg(DISTINCT pg_column_compression(text), ',') FROM documents_documenttext", "edms")).trim();
+}
+
 /** An empty new instance: a fresh PostgreSQL (empty database edms) and empty folders. */
 async function newInstance(): Promise<{ cluster: Cluster; env: Record<string, string>; storage: string[]; configRoot: string; done(): Promise<void> }> {
   const cluster = await startCluster("new instance password");
@@ -59,7 +64,7 @@ describe("restore onto a new instance", () => {
       const owner = await target.cluster.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'edms'", "postgres");
       expect(owner.trim()).toBe("edms");
       // Large values were compressed with lz4 as they were loaded (the faster method).
-      expect((await target.cluster.psql("SELECT string_agg(DISTINCT pg_column_compression(text), ',') FROM documents_documenttext", "edms")).trim()).toBe("lz4");
+      expect(await textCompression(target.cluster)).toBe("lz4");
       const hashes = await target.cluster.psql("SELECT username || ' ' || password FROM users_user ORDER BY id");
       for (const [i, line] of hashes.trim().split("\n").entries()) {
         const [username, hash] = line.split(" ");
@@ -104,7 +109,7 @@ describe("restore onto a new instance", () => {
       const result = await run(edmsBackup, ["restore", id, "--yes"], { env: { ...target.env, EDMS_BACKUP_RESTORE_TOAST_COMPRESSION: "pglz" } });
       expect(result.code).toBe(0);
       expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(original.db);
-      expect((await target.cluster.psql("SELECT string_agg(DISTINCT pg_column_compression(text), ',') FROM documents_documenttext", "edms")).trim()).toBe("pglz");
+      expect(await textCompression(target.cluster)).toBe("pglz");
     } finally {
       await target.done();
     }
