@@ -212,6 +212,11 @@ status_get() {
 
 # --- PostgreSQL ------------------------------------------------------------------
 
+# The tables whose rows are counted: every ordinary table outside the system schemas
+# (c: pg_class, n: pg_namespace).
+EDMS_COUNTED_TABLES="c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+
 # Counts every table's rows into the temporary table edms_counts (t = "schema.table",
 # n = rows): backup records them, restore compares them. Without JIT: on a big table its
 # compilation costs more than it saves in one pass.
@@ -221,8 +226,7 @@ SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
                 n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '),
          'SELECT NULL::text AS t, NULL::bigint AS n WHERE false')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \\gexec"
+ WHERE $EDMS_COUNTED_TABLES \\gexec"
 
 psql_run() {
   psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"

@@ -102,6 +102,53 @@ describe("restore onto a new instance", () => {
     }
   });
 
+  it("refuses a backup whose manifest counts other rows than it loads, leaving the empty instance as it was", async () => {
+    // A manifest that says 5 users where the dump holds 4, with its checksums made to agree
+    // (meta/sums.z dropped: verify then reads SHA256SUMS alone).
+    const bad = "20010203_000000";
+    const dir = path.join(world.backupDir, bad);
+    await mustRun("cp", ["-a", path.join(world.backupDir, id), dir]);
+    const tablesFile = path.join(dir, "meta", "tables.json");
+    const tables = fs.readFileSync(tablesFile, "utf8");
+    expect(tables).toMatch(/"public\.users_user" : 4\b/);
+    fs.writeFileSync(tablesFile, tables.replace(/("public\.users_user" : )4\b/, "$15"));
+    fs.rmSync(path.join(dir, "meta", "sums.z"));
+    const tablesSum = (await mustRun("sha256sum", ["meta/tables.json"], { cwd: dir })).trim();
+    const sums = fs.readFileSync(path.join(dir, "SHA256SUMS"), "utf8").split("\n")
+      .filter((line) => !line.endsWith("  meta/sums.z"))
+      .map((line) => (line.endsWith("  meta/tables.json") ? tablesSum : line));
+    fs.writeFileSync(path.join(dir, "SHA256SUMS"), sums.join("\n"));
+    const target = await newInstance();
+    try {
+      const dbs = await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
+      expect((await run(edmsBackup, ["verify", bad], { env: target.env })).code).toBe(0);
+      const result = await run(edmsBackup, ["restore", bad, "--yes"], { env: target.env });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/restored rows differ from the manifest \(public\.users_user: backup 5, restored 4\); database edms was not changed/);
+      expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe(dbs);
+      expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).toBe("0\n");
+      target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+      await target.done();
+    }
+  });
+
+  it("counts the rows itself where the server keeps no statistics", async () => {
+    const target = await newInstance();
+    try {
+      // Without statistics every table shows 0 rows loaded: each is counted instead, and matches.
+      const result = await run(edmsBackup, ["restore", id, "--yes"], { env: { ...target.env, PGOPTIONS: "-c track_counts=off" } });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/public\.users_user +4 rows, as in the manifest/);
+      expect(result.stdout).toMatch(/public\.audit_audittrail +1000 rows, as in the manifest/);
+      expect(await target.cluster.psql("SELECT sum(n_tup_ins) FROM pg_stat_user_tables")).toBe("0\n");
+      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(original.db);
+    } finally {
+      await target.done();
+    }
+  });
+
   it("works when the database does not exist yet", async () => {
     const target = await newInstance();
     try {
