@@ -149,6 +149,39 @@ describe("restore onto a new instance", () => {
     }
   });
 
+  it("takes no safety backup when the new instance's application has created its tables but no rows; one row or large object is data", async () => {
+    const target = await newInstance();
+    try {
+      // What migrations leave: tables, a view, sequences; no rows.
+      await target.cluster.psql("CREATE TABLE users_user (id serial PRIMARY KEY, username text); CREATE SCHEMA app; CREATE TABLE app.settings (k text); CREATE VIEW v AS SELECT 1 AS one;");
+      const backups = listDir(world.backupDir);
+      const migrated = await run(edmsBackup, ["restore", id, "--yes"], { env: target.env });
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(migrated.stderr).toContain("the target holds no data (no table rows, no files): no safety backup needed");
+      expect(migrated.stdout).toContain("Safety backup: none needed, the target held no data");
+      expect(migrated.stdout).toMatch(/the previous database is kept as edms_prerestore_\d{8}_\d{6} /);
+      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(original.db);
+      expect(listDir(world.backupDir)).toEqual(backups);
+    } finally {
+      await target.done();
+    }
+    for (const data of ["CREATE TABLE app_setting (k text); INSERT INTO app_setting VALUES ('one row');", "SELECT lo_create(0);"]) {
+      const holding = await newInstance();
+      try {
+        await holding.cluster.psql(data);
+        const before = listDir(world.backupDir);
+        const result = await run(edmsBackup, ["restore", id, "--yes"], { env: holding.env });
+        expect(result.code, result.stderr).toBe(0);
+        const safety = /Safety backup of the state before: (\d{8}_\d{6})/.exec(result.stdout)?.[1];
+        expect(safety, data).toBeDefined();
+        expect(listDir(world.backupDir)).toEqual([...before, safety!].sort());
+        fs.rmSync(path.join(world.backupDir, safety!), { recursive: true });
+      } finally {
+        await holding.done();
+      }
+    }
+  });
+
   it("works when the database does not exist yet", async () => {
     const target = await newInstance();
     try {
