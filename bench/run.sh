@@ -155,7 +155,9 @@ seed_restore() {
   local t0
   t0=$(now)
   env "${dst_env[@]}" createdb edms
-  env "${dst_env[@]}" pg_restore -d edms "$dir/seed/db.dump"
+  # As the seed's restore script runs it: from a pipe, with --clean --if-exists.
+  # shellcheck disable=SC2002 # a pipe, not a file pg_restore could seek in
+  cat "$dir/seed/db.dump" | env "${dst_env[@]}" pg_restore -d edms --clean --if-exists
   tar -xzf "$dir/seed/storage.tar.gz" -C "$dir/restored"
   sync -f "$dir/restored"
   elapsed "$t0" "$(now)"
