@@ -7,12 +7,13 @@
 #   repeat backup   edms-backup backup after ~1% of the storage changed, vs the seed's full
 #   restore         edms-backup restore onto a new instance  vs  pg_restore + tar -xzf
 # and what the repeat backup added to the disk. Defaults: about 350 MB of database, 450 MB
-# of storage (70% incompressible, like PDFs and DOCX), 3 rounds; medians are compared.
+# of storage (70% incompressible, like PDFs and DOCX), 5 rounds (runs vary by ±15% on a
+# 2-core VM); medians are compared.
 # Needs the PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin) and root (it runs
 # PostgreSQL as the postgres user).
 set -euo pipefail
 
-db_mb=350 storage_mb=450 rounds=3 keep="" dir=""
+db_mb=350 storage_mb=450 rounds=5 keep="" dir=""
 while (($#)); do
   case "$1" in
     --db-mb) db_mb=$2; shift 2 ;;
