@@ -182,6 +182,33 @@ describe("restore onto a new instance", () => {
     }
   });
 
+  it("gives index builds at most jobs - 1 parallel workers, never more than the server allows", async () => {
+    // pg_restore records the session settings it is given, then does its work.
+    const fake = fs.mkdtempSync(path.join(os.tmpdir(), "edms-fake-"));
+    const seen = path.join(fake, "pgoptions");
+    fs.writeFileSync(path.join(fake, "pg_restore"), `#!/usr/bin/env bash\n[[ "$1" == --version || "$1" == --list ]] || printf '%s\\n' "$PGOPTIONS" >>"${seen}"\nexec /usr/bin/pg_restore "$@"\n`, { mode: 0o755 });
+    const workers = async (jobs: string, serverSetting?: string) => {
+      const target = await newInstance();
+      try {
+        if (serverSetting) await target.cluster.psql(`ALTER ROLE edms SET max_parallel_maintenance_workers = ${serverSetting}`, "postgres");
+        fs.rmSync(seen, { force: true });
+        const result = await run(edmsBackup, ["restore", id, "--yes"], { env: { ...target.env, EDMS_BACKUP_JOBS: jobs, PATH: `${fake}:${process.env.PATH}` } });
+        expect(result.code, result.stderr).toBe(0);
+        return /max_parallel_maintenance_workers=(\d+)/.exec(fs.readFileSync(seen, "utf8"))?.[1];
+      } finally {
+        await target.done();
+      }
+    };
+    try {
+      expect(await workers("2")).toBe("1");
+      expect(await workers("8")).toBe("2");
+      expect(await workers("8", "0")).toBe("0");
+      expect(await workers("1")).toBe("0");
+    } finally {
+      fs.rmSync(fake, { recursive: true, force: true });
+    }
+  });
+
   it("works when the database does not exist yet", async () => {
     const target = await newInstance();
     try {
