@@ -40,7 +40,10 @@ export class DockerHost {
 
   async waitForPostgres(name: string): Promise<void> {
     for (let i = 0; i < 120; i++) {
-      const ready = await this.run(["exec", name, "psql", "-U", "edms", "-d", "edms", "-Atc", "SELECT 1"]);
+      // Over TCP first: the entrypoint's setup server (as the official image's) listens on
+      // its socket only, and answers there until it shuts down for the real one to start.
+      const listening = await this.run(["exec", name, "pg_isready", "-q", "-h", "127.0.0.1", "-U", "edms", "-d", "edms"]);
+      const ready = listening.code === 0 ? await this.run(["exec", name, "psql", "-U", "edms", "-d", "edms", "-Atc", "SELECT 1"]) : listening;
       if (ready.code === 0 && ready.stdout.trim() === "1") return;
       await new Promise((r) => setTimeout(r, 500));
     }
