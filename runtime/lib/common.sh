@@ -217,16 +217,21 @@ status_get() {
 EDMS_COUNTED_TABLES="c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
 
-# Counts every table's rows into the temporary table edms_counts (t = "schema.table",
-# n = rows): backup records them, restore compares them. Without JIT: on a big table its
-# compilation costs more than it saves in one pass.
-EDMS_COUNT_TABLES_SQL="SET jit = off;
+# count_tables_sql CONDITION: SQL that counts the rows of every table for which the SQL
+# CONDITION holds (true: all; c: pg_class, n: pg_namespace) into the temporary table
+# edms_counts (t = "schema.table", n = rows): backup records them, restore checks them.
+# Without JIT: on a big table its compilation costs more than it saves in one pass.
+count_tables_sql() {
+  cat <<SQL
+SET jit = off;
 SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
          format('SELECT %L::text AS t, count(*)::bigint AS n FROM ONLY %I.%I',
                 n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '),
          'SELECT NULL::text AS t, NULL::bigint AS n WHERE false')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE $EDMS_COUNTED_TABLES \\gexec"
+ WHERE $EDMS_COUNTED_TABLES AND ($1) \\gexec
+SQL
+}
 
 psql_run() {
   psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
