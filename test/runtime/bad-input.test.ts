@@ -45,6 +45,11 @@ describe("a backup refuses bad input with one line naming the cause", () => {
     await expectRefused(result, /database unreachable at edms@127\.0\.0\.1:\d+\/edms .*PGHOST/);
   });
 
+  it("dump compression that is not a gzip level", async () => {
+    const result = await world.edms(["backup"], { env: { EDMS_BACKUP_DB_COMPRESSION: "fast" } });
+    await expectRefused(result, /EDMS_BACKUP_DB_COMPRESSION is 'fast': set it to a gzip level from 0 \(none, the default\) to 9/);
+  });
+
   it("wrong password", async () => {
     const result = await world.edms(["backup"], { env: { PGPASSWORD: "not the password" } });
     await expectRefused(result, /wrong password .* set PGPASSWORD \(stack config dbPassword\)/);
