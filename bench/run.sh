@@ -259,7 +259,7 @@ cat <<REPORT
 
 edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB
   data: database $((db_size / 1048576)) MB ($(env "${src_env[@]}" psql -X -A -t -c "SELECT count(*) FROM audit_audittrail") audit rows), storage $((storage_size / 1048576)) MB in $files files (70% incompressible)
-  tools: $(pg_dump --version), $(tar --version | head -n 1), $(gzip --version | head -n 1)$(command -v zstd >/dev/null && printf ', %s' "$(zstd --version)")
+  tools: $(pg_dump --version), $(tar --version | head -n 1), $(gzip --version | head -n 1), $(openssl version 2>/dev/null | cut -d' ' -f1,2)
   rounds: $rounds, alternating; medians in seconds
 
                          seed       edms-backup   ratio   target
