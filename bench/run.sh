@@ -98,7 +98,7 @@ generate_storage() {
   # Files of 20 KB to 1 MB in documents/YYYY/MM: 70% of the bytes random (PDF, DOCX,
   # images), 30% text.
   local root=$1 total=$((storage_mb * 1024 * 1024)) written=0 i=0 size folder
-  mkdir -p "$root"
+  rm -rf "${root:?}" && mkdir -p "$root" # a --dir used before holds an older tree
   local text
   text=$(for w in $(seq 1 400); do printf 'Section %d: the approved procedure applies to all sites. ' "$w"; done)
   while ((written < total)); do
