@@ -264,6 +264,23 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     }
   });
 
+  it("restores a table without keys or indexes, whose streams nothing waits for", async () => {
+    await source.cluster.psql("CREATE DATABASE keyless", "postgres");
+    await source.cluster.psql("CREATE TABLE log (line text); INSERT INTO log SELECT repeat(md5(g::text), 8) FROM generate_series(1, 200000) g; CREATE TABLE tiny (n int); INSERT INTO tiny VALUES (1);", "keyless");
+    const keylessId = await source.backup({ PGDATABASE: "keyless" });
+    const keyless = await dbFingerprint({ ...source.env, PGDATABASE: "keyless" }, "keyless");
+    const target = await newInstance();
+    try {
+      const result = await run(edmsBackup, ["restore", keylessId, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain("loading public.log in 3 streams at once");
+      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(keyless);
+    } finally {
+      await target.done();
+      fs.rmSync(path.join(source.backupDir, keylessId), { recursive: true });
+    }
+  });
+
   it("leaves to pg_restore alone a table under the size set, and a compressed dump", async () => {
     const compressedId = await source.backup({ EDMS_BACKUP_DB_COMPRESSION: "1" });
     expect(fs.readdirSync(path.join(source.backupDir, compressedId, "db")).filter((name) => name.endsWith(".dat.gz")).length).toBeGreaterThan(0);
