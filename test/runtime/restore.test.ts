@@ -45,6 +45,30 @@ async function newInstance(): Promise<{ cluster: Cluster; env: Record<string, st
   return { cluster, env, storage, configRoot, done: async () => { await cluster.stop(); fs.rmSync(base, { recursive: true, force: true }); } };
 }
 
+/** Makes SHA256SUMS agree with FILES (paths inside backup DIR) after a test changed them; meta/sums.z is dropped, so verify reads SHA256SUMS alone. */
+async function resum(dir: string, files: string[]): Promise<void> {
+  fs.rmSync(path.join(dir, "meta", "sums.z"));
+  const fresh = new Map<string, string>();
+  for (const file of files) fresh.set(file, (await mustRun("sha256sum", [file], { cwd: dir })).trim());
+  const sums = fs.readFileSync(path.join(dir, "SHA256SUMS"), "utf8").split("\n")
+    .filter((line) => !line.endsWith("  meta/sums.z"))
+    .map((line) => fresh.get(line.slice(line.indexOf("  ") + 2)) ?? line);
+  fs.writeFileSync(path.join(dir, "SHA256SUMS"), sums.join("\n"));
+}
+
+/** A restore onto the empty new instance TARGET that must fail with CAUSE and leave it as it was. */
+async function expectRefusedOnEmpty(target: Awaited<ReturnType<typeof newInstance>>, backupId: string, env: Record<string, string>, cause: RegExp): Promise<string> {
+  const databases = () => target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
+  const before = await databases();
+  const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, ...env } });
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toMatch(cause);
+  expect(await databases()).toBe(before);
+  expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")).toBe("0\n");
+  target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
+  return result.stderr;
+}
+
 describe("restore onto a new instance", () => {
   it("brings back the database, the storage and the users' passwords; config only with --with-config", async () => {
     const target = await newInstance();
@@ -89,13 +113,7 @@ describe("restore onto a new instance", () => {
     fs.appendFileSync(path.join(world.backupDir, bad, "storage-1", "random.bin"), "bitrot");
     const target = await newInstance();
     try {
-      const dbs = await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
-      const result = await run(edmsBackup, ["restore", bad, "--yes"], { env: target.env });
-      expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(/backup 20010202_000000 is damaged: .*random\.bin: FAILED/);
-      expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe(dbs);
-      expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).toBe("0\n");
-      target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
+      await expectRefusedOnEmpty(target, bad, {}, /backup 20010202_000000 is damaged: .*random\.bin: FAILED/);
     } finally {
       fs.rmSync(path.join(world.backupDir, bad), { recursive: true });
       await target.done();
@@ -112,22 +130,11 @@ describe("restore onto a new instance", () => {
     const tables = fs.readFileSync(tablesFile, "utf8");
     expect(tables).toMatch(/"public\.users_user" : 4\b/);
     fs.writeFileSync(tablesFile, tables.replace(/("public\.users_user" : )4\b/, "$15"));
-    fs.rmSync(path.join(dir, "meta", "sums.z"));
-    const tablesSum = (await mustRun("sha256sum", ["meta/tables.json"], { cwd: dir })).trim();
-    const sums = fs.readFileSync(path.join(dir, "SHA256SUMS"), "utf8").split("\n")
-      .filter((line) => !line.endsWith("  meta/sums.z"))
-      .map((line) => (line.endsWith("  meta/tables.json") ? tablesSum : line));
-    fs.writeFileSync(path.join(dir, "SHA256SUMS"), sums.join("\n"));
+    await resum(dir, ["meta/tables.json"]);
     const target = await newInstance();
     try {
-      const dbs = await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
       expect((await run(edmsBackup, ["verify", bad], { env: target.env })).code).toBe(0);
-      const result = await run(edmsBackup, ["restore", bad, "--yes"], { env: target.env });
-      expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(/restored rows differ from the manifest \(public\.users_user: backup 5, restored 4\); database edms was not changed/);
-      expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe(dbs);
-      expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).toBe("0\n");
-      target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
+      await expectRefusedOnEmpty(target, bad, {}, /restored rows differ from the manifest \(public\.users_user: backup 5, restored 4\); database edms was not changed/);
     } finally {
       fs.rmSync(dir, { recursive: true });
       await target.done();
@@ -251,32 +258,31 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     await source?.cleanup();
   });
 
-  it("restores it exactly, in as many streams as jobs, with its key, index and foreign key", async () => {
-    expect(bigOriginal.tables['"Audit ""Log"""."Trail Entry"']).toMatch(/ 30000$/);
+  /** Restores a backup of the source onto a new instance, TABLE in 3 streams; the result is EXPECTED. */
+  async function restoreInStreams(backupId: string, table: string, expected: typeof bigOriginal): Promise<void> {
     const target = await newInstance();
     try {
-      const result = await run(edmsBackup, ["restore", bigId, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
+      const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
       expect(result.code, result.stderr).toBe(0);
-      expect(result.stderr).toContain('loading "Audit ""Log"""."Trail Entry" in 3 streams at once, the rest with pg_restore');
-      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(bigOriginal);
+      expect(result.stderr).toContain(`loading ${table} in 3 streams at once, the rest with pg_restore`);
+      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(expected);
     } finally {
       await target.done();
     }
+  }
+
+  it("restores it exactly, in as many streams as jobs, with its key, index and foreign key", async () => {
+    expect(bigOriginal.tables['"Audit ""Log"""."Trail Entry"']).toMatch(/ 30000$/);
+    await restoreInStreams(bigId, '"Audit ""Log"""."Trail Entry"', bigOriginal);
   });
 
   it("restores a table without keys or indexes, whose streams nothing waits for", async () => {
     await source.cluster.psql("CREATE DATABASE keyless", "postgres");
     await source.cluster.psql("CREATE TABLE log (line text); INSERT INTO log SELECT repeat(md5(g::text), 8) FROM generate_series(1, 200000) g; CREATE TABLE tiny (n int); INSERT INTO tiny VALUES (1);", "keyless");
     const keylessId = await source.backup({ PGDATABASE: "keyless" });
-    const keyless = await dbFingerprint({ ...source.env, PGDATABASE: "keyless" }, "keyless");
-    const target = await newInstance();
     try {
-      const result = await run(edmsBackup, ["restore", keylessId, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
-      expect(result.code, result.stderr).toBe(0);
-      expect(result.stderr).toContain("loading public.log in 3 streams at once");
-      expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(keyless);
+      await restoreInStreams(keylessId, "public.log", await dbFingerprint({ ...source.env, PGDATABASE: "keyless" }, "keyless"));
     } finally {
-      await target.done();
       fs.rmSync(path.join(source.backupDir, keylessId), { recursive: true });
     }
   });
@@ -312,22 +318,12 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     const data = fs.readFileSync(file, "latin1");
     const row = data.indexOf("\n", Math.floor(data.length * 0.75)) + 1;
     fs.writeFileSync(file, `${data.slice(0, row)}x${data.slice(data.indexOf("\t", row))}`, "latin1");
-    fs.rmSync(path.join(dir, "meta", "sums.z"));
-    const fileSum = (await mustRun("sha256sum", [`db/${largest}`], { cwd: dir })).trim();
-    const sums = fs.readFileSync(path.join(dir, "SHA256SUMS"), "utf8").split("\n")
-      .filter((line) => !line.endsWith("  meta/sums.z"))
-      .map((line) => (line.endsWith(`  db/${largest}`) ? fileSum : line));
-    fs.writeFileSync(path.join(dir, "SHA256SUMS"), sums.join("\n"));
+    await resum(dir, [`db/${largest}`]);
     const target = await newInstance();
     try {
-      const dbs = await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
-      const result = await run(edmsBackup, ["restore", bad, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
-      expect(result.code).not.toBe(0);
-      expect(result.stderr).toContain("in 3 streams at once");
-      expect(result.stderr).toMatch(/loading the database failed: ERROR: +invalid input syntax for type bigint: "x".*; database edms was not changed/);
-      expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe(dbs);
-      expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")).toBe("0\n");
-      target.storage.forEach((storageDir) => expect(listDir(storageDir)).toEqual([]));
+      const stderr = await expectRefusedOnEmpty(target, bad, { ...streams, EDMS_BACKUP_DIR: source.backupDir },
+        /loading the database failed: ERROR: +invalid input syntax for type bigint: "x".*; database edms was not changed/);
+      expect(stderr).toContain("in 3 streams at once");
     } finally {
       fs.rmSync(dir, { recursive: true });
       await target.done();
