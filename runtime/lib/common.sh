@@ -1,9 +1,14 @@
 # shellcheck shell=bash
-# Shared helpers of the edms-backup subcommands; sourced, never run.
+# Shared helpers of the edms-backup subcommands; sourced, never run: messages, settings,
+# backup ids, the lock. PostgreSQL, the status file and output formats have files of
+# their own, sourced at the end.
 #
-# Every subcommand reads its configuration from the environment (see README, "Runtime
-# contract"), reports progress on stderr, and fails with one line on stderr that names
-# the cause and the fix.
+# Every subcommand reads its configuration from the environment (README, "The runtime"),
+# reports progress on stderr, and fails with one line on stderr that names the cause and
+# the fix.
+
+# Where the runtime lives, also when a libexec file is run without the dispatcher.
+EDMS_BACKUP_ROOT=${EDMS_BACKUP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
 EDMS_BACKUP_ID_PATTERN='^[0-9]{8}_[0-9]{6}$'
 
@@ -18,6 +23,20 @@ die() {
 
 say() {
   printf '%s: %s\n' "$edms_command" "$*" >&2
+}
+
+# first_error_line TEXT: the first non-empty line of a tool's error output, its prefix cut.
+first_error_line() {
+  local line
+  while IFS= read -r line; do
+    line=${line#psql: }
+    line=${line#pg_dump: }
+    line=${line#error: }
+    if [[ -n "$line" ]]; then
+      printf '%s' "$line"
+      return
+    fi
+  done <<<"$1"
 }
 
 now_utc() {
@@ -46,34 +65,6 @@ load_config() {
   # Config paths are the host's paths; in a container they are mounted below this root.
   edms_config_root=${EDMS_BACKUP_CONFIG_ROOT:-/}
   bypass_pg_wrapper
-}
-
-# Debian's psql, pg_dump and pg_restore (/usr/bin, also first on the postgres image's
-# PATH) are a Perl wrapper that picks a version on every call: 30 ms each, measured, and a
-# restore makes a dozen calls, most of them one after another. For a server that is not
-# one of the machine's own clusters it picks the newest client installed, so that
-# client's folder goes into PATH just before the wrapper's: whatever comes earlier in
-# PATH still comes first.
-bypass_pg_wrapper() {
-  local psql_path wrapper_dir dir major newest="" best=0 entry new_path=""
-  psql_path=$(command -v psql) || return 0
-  [[ "$(readlink -f -- "$psql_path")" == */pg_wrapper ]] || return 0
-  wrapper_dir=$(dirname -- "$psql_path")
-  for dir in /usr/lib/postgresql/*/bin; do
-    major=${dir#/usr/lib/postgresql/}
-    major=${major%/bin}
-    if [[ "$major" =~ ^[0-9]+$ && -x "$dir/psql" && -x "$dir/pg_dump" && -x "$dir/pg_restore" ]] && ((major > best)); then
-      best=$major newest=$dir
-    fi
-  done
-  [[ -n "$newest" ]] || return 0
-  local -a entries=()
-  IFS=: read -r -a entries <<<"$PATH"
-  for entry in "${entries[@]}"; do
-    [[ "$entry" == "$wrapper_dir" ]] && new_path+="$newest:"
-    new_path+="$entry:"
-  done
-  PATH=${new_path%:}
 }
 
 require_count() {
@@ -180,163 +171,14 @@ delete_backup() {
   rm -rf -- "$edms_dir/.deleting-$id"
 }
 
-# --- status file: last success and failure, read by `status` -----------------------
-
-status_file() {
-  printf '%s/.status\n' "$edms_dir"
-}
-
-# status_set KEY VALUE...: updates the status file atomically.
-status_set() {
-  local file tmp key value
-  file=$(status_file)
-  tmp="$file.$$"
-  declare -A kv=()
-  if [[ -f "$file" ]]; then
-    while IFS='=' read -r key value; do
-      [[ -n "$key" ]] && kv[$key]=$value
-    done <"$file"
-  fi
-  while (($# >= 2)); do
-    kv[$1]=${2//$'\n'/ }
-    shift 2
-  done
-  for key in "${!kv[@]}"; do
-    printf '%s=%s\n' "$key" "${kv[$key]}"
-  done | sort >"$tmp" && mv -f -- "$tmp" "$file"
-}
-
-status_get() {
-  kv_get "$(status_file)" "$1"
-}
-
-# --- PostgreSQL ------------------------------------------------------------------
-
-# The tables whose rows are counted: every ordinary table outside the system schemas
-# (c: pg_class, n: pg_namespace).
-EDMS_COUNTED_TABLES="c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
-
-# count_tables_sql CONDITION: SQL that counts the rows of every table for which the SQL
-# CONDITION holds (true: all; c: pg_class, n: pg_namespace) into the temporary table
-# edms_counts (t = "schema.table", n = rows): backup records them, restore checks them.
-# Without JIT: on a big table its compilation costs more than it saves in one pass.
-count_tables_sql() {
-  cat <<SQL
-SET jit = off;
-SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
-         format('SELECT %L::text AS t, count(*)::bigint AS n FROM ONLY %I.%I',
-                n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '),
-         'SELECT NULL::text AS t, NULL::bigint AS n WHERE false')
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE $EDMS_COUNTED_TABLES AND ($1) \\gexec
-SQL
-}
-
-psql_run() {
-  psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
-}
-
-pg_target() {
-  printf '%s@%s:%s/%s' "${PGUSER:-$(id -un)}" "${PGHOST:-localhost}" "${PGPORT:-5432}" "${PGDATABASE:-${PGUSER:-}}"
-}
-
-# explain_pg_error STDERR: one line naming the cause of a failed connection, and the fix.
-explain_pg_error() {
-  local err=$1 target
-  target=$(pg_target)
-  case "$err" in
-    *"password authentication failed"* | *"no password supplied"* | *"pg_hba.conf"*)
-      printf 'wrong password or not allowed for %s: set PGPASSWORD (stack config dbPassword) to the password of that user' "$target" ;;
-    *"does not exist"*)
-      printf 'PostgreSQL at %s: %s: set PGDATABASE / PGUSER to an existing database and user' "$target" "$(first_error_line "$err")" ;;
-    *"could not translate host name"* | *"Connection refused"* | *"could not connect"* | *"timeout expired"* | *"No route to host"* | *"Network is unreachable"*)
-      printf 'database unreachable at %s (%s): check PGHOST / PGPORT and that the database container runs on the same network' "$target" "$(first_error_line "$err")" ;;
-    *)
-      printf 'PostgreSQL at %s: %s' "$target" "$(first_error_line "$err")" ;;
-  esac
-}
-
-first_error_line() {
-  local line
-  while IFS= read -r line; do
-    line=${line#psql: }
-    line=${line#pg_dump: }
-    line=${line#error: }
-    if [[ -n "$line" ]]; then
-      printf '%s' "$line"
-      return
-    fi
-  done <<<"$1"
-}
-
-# server_version_num: the server's version number (e.g. 150004); dies naming the cause.
-server_version_num() {
-  local out
-  if ! out=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} psql_run -c 'SHOW server_version_num' 2>&1); then
-    die "$(explain_pg_error "$out")"
-  fi
-  printf '%s\n' "$out"
-}
-
-# client_major TOOL: the major version of pg_dump or pg_restore.
-client_major() {
-  local version
-  version=$("$1" --version) || die "$1 not found: use an image with the PostgreSQL client (postgres:<major>-bookworm)"
-  [[ "$version" =~ \(PostgreSQL\)\ ([0-9]+) ]] || die "cannot read the version of $1 ('$version'): use the PostgreSQL client of postgres:<major>-bookworm"
-  printf '%s\n' "${BASH_REMATCH[1]}"
-}
-
 # secret_fingerprint SALT VALUE: what a backup records of a secret, and restore compares.
 secret_fingerprint() {
   printf '%s:%s' "$1" "$2" | sha256sum | cut -d' ' -f1
 }
 
-# --- output helpers ------------------------------------------------------------------
-
-# json_str STRING: STRING as a JSON string literal.
-json_str() {
-  local s=$1 out='' c i code
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\t'/\\t}
-  s=${s//$'\r'/\\r}
-  if [[ "$s" =~ [[:cntrl:]] ]]; then
-    for ((i = 0; i < ${#s}; i++)); do
-      c=${s:i:1}
-      if [[ "$c" =~ [[:cntrl:]] ]]; then
-        printf -v code '%d' "'$c"
-        printf -v c '\\u%04x' "$code"
-      fi
-      out+=$c
-    done
-    s=$out
-  fi
-  printf '"%s"' "$s"
-}
-
-human_bytes() {
-  local bytes=$1 unit=B value
-  value=$bytes
-  for unit in B KiB MiB GiB TiB; do
-    ((value < 10240)) && break
-    value=$((value / 1024))
-  done
-  [[ "$unit" == B ]] && { printf '%d B' "$bytes"; return; }
-  printf '%d %s' "$value" "$unit"
-}
-
-# sums_line HASH NAME: one line of SHA256SUMS, escaped as sha256sum writes it for names
-# with a backslash, newline or carriage return, so `sha256sum -c` reads it back.
-sums_line() {
-  local hash=$1 name=$2
-  if [[ "$name" == *[$'\\\n\r']* ]]; then
-    name=${name//\\/\\\\}
-    name=${name//$'\n'/\\n}
-    name=${name//$'\r'/\\r}
-    printf '\\%s  %s\n' "$hash" "$name"
-  else
-    printf '%s  %s\n' "$hash" "$name"
-  fi
-}
+# shellcheck source=SCRIPTDIR/pg.sh
+source "$EDMS_BACKUP_ROOT/lib/pg.sh"
+# shellcheck source=SCRIPTDIR/status.sh
+source "$EDMS_BACKUP_ROOT/lib/status.sh"
+# shellcheck source=SCRIPTDIR/format.sh
+source "$EDMS_BACKUP_ROOT/lib/format.sh"

@@ -74,8 +74,8 @@ verify_fast() {
   [[ -n "$ok" ]]
 }
 
-# verify_with_sha256sum ID: `sha256sum -c SHA256SUMS` in two halves at once; dies naming
-# the first file that fails.
+# verify_with_sha256sum ID: `sha256sum -c SHA256SUMS`, split in EDMS_BACKUP_JOBS parts
+# checked at once; dies naming the first file that fails.
 verify_with_sha256sum() {
   local id=$1 dir="$edms_dir/$1" parts part err failed=""
   parts=$(mktemp -d)

@@ -381,20 +381,6 @@ describe("restore in place over damaged data", () => {
     const kept = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname ~ '^edms_prerestore_[0-9]{8}_[0-9]{6}_2$'", "postgres");
     expect(Number(kept)).toBe(1);
   });
-
-  it("prune drops databases kept by restores once they are older than the hours set", async () => {
-    const before = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
-    expect(Number(before)).toBeGreaterThan(0);
-    const dry = await world.edms(["prune", "--dry-run"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
-    expect(dry.stdout).toMatch(/would drop database edms_prerestore_/);
-    const kept = await world.edms(["prune"]);
-    expect(kept.stdout).not.toMatch(/dropped/);
-    const pruned = await world.edms(["prune"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
-    expect(pruned.code).toBe(0);
-    expect(pruned.stdout).toMatch(/dropped database edms_prerestore_/);
-    const after = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
-    expect(Number(after)).toBe(0);
-  });
 });
 
 describe("a refused restore changes nothing", () => {

@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 
 export const repoRoot = path.resolve(__dirname, "../..");
@@ -27,12 +29,14 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
   }
   let program = cmd;
   let argv = args;
+  let cwd = options.cwd;
   if (options.user) {
     program = "runuser";
-    argv = ["-u", options.user, "--", "env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), cmd, ...args];
+    argv = ["-u", options.user, "--", "env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), reachableByAll(cmd), ...args];
+    cwd ??= "/";
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(program, argv, { env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(program, argv, { env, cwd, stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (d) => out.push(d));
@@ -64,4 +68,22 @@ export async function mustRun(cmd: string, args: string[], options: RunOptions =
 export function lastLine(stdout: string): string {
   const lines = stdout.trim().split("\n");
   return lines[lines.length - 1];
+}
+
+let runtimeCopy: string | undefined;
+
+/**
+ * CMD, or for a program of runtime/ the same program in a copy every user can read: the
+ * checkout may sit in a folder other users cannot enter (root's home, a mktemp -d).
+ */
+function reachableByAll(cmd: string): string {
+  if (!cmd.startsWith(runtimeDir + path.sep)) return cmd;
+  if (!runtimeCopy) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-runtime-"));
+    fs.chmodSync(dir, 0o755);
+    runtimeCopy = path.join(dir, "runtime");
+    fs.cpSync(runtimeDir, runtimeCopy, { recursive: true });
+    process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  return path.join(runtimeCopy, path.relative(runtimeDir, cmd));
 }

@@ -80,3 +80,27 @@ describe("prune", () => {
     expect(result.stderr).toMatch(/EDMS_BACKUP_KEEP_LAST='0' is not a whole number >= 1/);
   });
 });
+
+describe("prune of the databases restores kept", () => {
+  let id: string;
+  beforeAll(async () => {
+    // An in-place restore keeps the database it replaced as edms_prerestore_<time>.
+    id = await world.backup();
+    const restore = await world.edms(["restore", id, "--yes"]);
+    expect(restore.code, restore.stderr).toBe(0);
+  });
+
+  it("prune drops databases kept by restores once they are older than the hours set", async () => {
+    const before = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
+    expect(Number(before)).toBeGreaterThan(0);
+    const dry = await world.edms(["prune", "--dry-run"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
+    expect(dry.stdout).toMatch(/would drop database edms_prerestore_/);
+    const kept = await world.edms(["prune"]);
+    expect(kept.stdout).not.toMatch(/dropped/);
+    const pruned = await world.edms(["prune"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toMatch(/dropped database edms_prerestore_/);
+    const after = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
+    expect(Number(after)).toBe(0);
+  });
+});

@@ -1,0 +1,85 @@
+# shellcheck shell=bash
+# The database part of a backup: the server checked, pg_dump run in parallel from one
+# exported snapshot, and every table's rows counted in that same snapshot.
+#
+# Reads: tmp work edms_jobs dump_compression
+# Sets:  server_num server_major dump_major server_version dump_version (check_database),
+#        dump_pid SNAPSHOT (start_dump), counts_json counts_text db_encoding db_bytes
+#        (finish_dump)
+
+check_database() {
+  server_num=$(server_version_num)
+  server_major=$((server_num / 10000))
+  dump_major=$(client_major pg_dump)
+  if ((dump_major < server_major)); then
+    die "pg_dump $dump_major is older than the PostgreSQL $server_major server at $(pg_target): use the image postgres:$server_major-bookworm (stack config image) or newer"
+  fi
+  server_version=$(psql_run -c 'SHOW server_version')
+  dump_version=$(pg_dump --version)
+}
+
+# One snapshot for the dump and for the row counts: the counts in the manifest are those
+# of the rows in the dump, however the application writes meanwhile, so a restore can
+# compare them exactly. start_dump starts both; finish_dump collects them.
+start_dump() {
+  local snapshot
+  coproc SNAPSHOT { exec psql -X -q -A -t -v ON_ERROR_STOP=1 2>&1; }
+  printf '%s\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ;' 'SELECT pg_export_snapshot();' '\echo __EDMS_END__' >&"${SNAPSHOT[1]}"
+  snapshot=$(read_reply) || die "cannot open a snapshot of $(pg_target): $snapshot"
+  [[ "$snapshot" =~ ^[0-9A-Fa-f-]+$ ]] || die "cannot open a snapshot of $(pg_target): $(first_error_line "$snapshot")"
+
+  # Without owners and grants: a stock pg_restore then loads it cleanly on any instance,
+  # whatever its roles, with everything owned by the user who restores (as Django expects).
+  pg_dump --format=directory --jobs="$edms_jobs" --compress="$dump_compression" --no-sync \
+    --no-owner --no-privileges \
+    --snapshot="$snapshot" --file="$tmp/db" 2>"$work/pg_dump.log" &
+  dump_pid=$!
+
+  # Count every table's rows in the snapshot while pg_dump runs.
+  cat >&"${SNAPSHOT[1]}" <<SQL
+$(count_tables_sql true)
+SELECT coalesce(json_object_agg(t, n ORDER BY t), '{}') FROM edms_counts;
+\echo __EDMS_END__
+SELECT regexp_replace(t, '[[:cntrl:]]', '?', 'g') || E'\t' || n FROM edms_counts ORDER BY t;
+\echo __EDMS_END__
+SQL
+}
+
+finish_dump() {
+  local err
+  counts_json=$(read_reply) || true
+  counts_text=$(read_reply) || true
+  # pg_dump's workers attach to the snapshot as they start: the exporting transaction
+  # stays open until pg_dump is done.
+  if ! wait "$dump_pid"; then
+    err=$(<"$work/pg_dump.log")
+    case "$err" in
+      *"No space left"*) die "backup folder $edms_dir is full (No space left on device while dumping the database): free space there; older backups are untouched" ;;
+      *"server version mismatch"*) die "pg_dump $dump_major cannot dump the PostgreSQL $server_major server: use the image postgres:$server_major-bookworm (stack config image)" ;;
+      *) die "pg_dump failed: $(first_error_line "$err")" ;;
+    esac
+  fi
+  printf '%s\n' 'COMMIT;' '\q' >&"${SNAPSHOT[1]}"
+  wait "$SNAPSHOT_PID" 2>/dev/null || true
+  [[ "$counts_json" == "{"* ]] || die "cannot count the rows of $(pg_target): $(first_error_line "$counts_json")"
+  rm -f -- "$work/pg_dump.log"
+  # The counts again as one JSON line: restore hands it to PostgreSQL to compare.
+  printf '%s\n' "$counts_json" >"$tmp/meta/tables.json"
+  db_encoding=$(psql_run -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()')
+  db_bytes=$(du -sb -- "$tmp/db" | cut -f1)
+  hash_new_files "$tmp" < <(cd "$tmp" && find db -type f -print0)
+}
+
+# read_reply: the lines the snapshot session prints up to the next end marker.
+read_reply() {
+  local line reply=""
+  while IFS= read -r line <&"${SNAPSHOT[0]}"; do
+    if [[ "$line" == __EDMS_END__ ]]; then
+      printf '%s' "$reply"
+      return 0
+    fi
+    reply+=${reply:+$'\n'}$line
+  done
+  printf '%s' "$reply"
+  return 1
+}

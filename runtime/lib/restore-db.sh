@@ -1,0 +1,236 @@
+# shellcheck shell=bash
+# The database half of a restore: the staging database <db>_restoring_<id> is created and
+# loaded side by side (pg_restore, and the largest table in several COPY streams), its rows
+# are compared with the manifest, and it is swapped in by renames.
+#
+# Reads: id backup db staging_db previous_db db_exists edms_jobs toast_compression
+#        server_index_workers (set by check_database_target)
+# Sets:  pg_restore_pid pg_restore_log, table_report restored_rows, previous_db, and the
+#        recovery record's staging_created / connections_blocked / database_swapped.
+
+# psql_maintenance: psql on the maintenance database (CREATE, DROP and RENAME of others).
+psql_maintenance() {
+  PGDATABASE=$maintenance_db psql_run "$@"
+}
+
+# start_database_staging: the staging database created (a leftover of an interrupted run
+# dropped first) and its load started in the background.
+start_database_staging() {
+  local err encoding
+  say "restoring the database into $staging_db"
+  encoding=$(info_get "$id" db_encoding || echo UTF8)
+  err=$(psql_maintenance -v name="$staging_db" -v enc="$encoding" 2>&1 <<'SQL'
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS :"name" WITH (FORCE);
+CREATE DATABASE :"name" TEMPLATE template0 ENCODING :'enc';
+SQL
+  ) || die "cannot create database $staging_db: $(first_error_line "$err"): PGUSER needs CREATEDB (or be the superuser)"
+  recovery[staging_created]=yes
+  pg_restore_log=$(mktemp)
+  # Settings that speed a bulk load and cost nothing in safety (the data is in the backup);
+  # each was measured (docs/performance.md, "Restore settings").
+  local index_workers=$((edms_jobs - 1))
+  if [[ "$server_index_workers" =~ ^[0-9]+$ ]] && ((server_index_workers < index_workers)); then
+    index_workers=$server_index_workers
+  fi
+  local options="-c synchronous_commit=off -c maintenance_work_mem=${EDMS_BACKUP_RESTORE_MAINTENANCE_MEM:-512MB} -c work_mem=64MB -c jit=off"
+  options+=" -c max_parallel_maintenance_workers=$index_workers"
+  [[ -z "$toast_compression" ]] || options+=" -c default_toast_compression=$toast_compression"
+  if choose_streamed_table "$backup/db"; then
+    local table=${streamed_copy#COPY }
+    say "loading ${table%% (*} in $edms_jobs streams at once, the rest with pg_restore"
+  fi
+  PGOPTIONS="${PGOPTIONS:-} $options" load_database "$backup/db" 2>"$pg_restore_log" &
+  pg_restore_pid=$!
+}
+
+# load_database DUMP: pg_restore of DUMP into the staging database. When
+# choose_streamed_table chose a table, its rows load in $edms_jobs COPY streams at once
+# while pg_restore does the rest (pg_restore gives one table one COPY).
+load_database() {
+  local dump=$1
+  local restore=(pg_restore --no-owner --no-privileges --exit-on-error --dbname="$staging_db")
+  [[ -n "${streamed_id:-}" ]] || exec "${restore[@]}" --jobs="$edms_jobs" "$dump"
+  local file="$dump/$streamed_id.dat" pids=()
+  trap 'kill "${pids[@]}" 2>/dev/null; exit 143' TERM
+  "${restore[@]}" --section=pre-data "$dump"
+  # Ranges of about equal size, each ending after a newline: in COPY text a newline in a
+  # value is written as \n, so every newline ends a row. The file ends with pg_dump's
+  # 5-byte end-of-data line, which is left out.
+  local rows_end k start=0 end
+  rows_end=$(($(stat -c %s -- "$file") - 5))
+  for ((k = 1; k <= edms_jobs; k++)); do
+    end=$((rows_end * k / edms_jobs))
+    if ((k < edms_jobs)); then
+      end=$((end + $(set +o pipefail; tail -c +$((end + 1)) -- "$file" | head -n 1 | wc -c)))
+      ((end <= rows_end)) || end=$rows_end
+    fi
+    if ((end > start)); then
+      # dd reads exactly its range (a `tail | head` pipe would end tail by SIGPIPE, and the
+      # stream would count as failed whenever it was still running when waited for).
+      dd if="$file" iflag=skip_bytes,count_bytes skip="$start" count=$((end - start)) bs=1M status=none |
+        PGAPPNAME=edms-backup-load PGDATABASE=$staging_db psql -X -q -v ON_ERROR_STOP=1 -c "${streamed_copy%;}" &
+      pids+=($!)
+    fi
+    start=$end
+  done
+  # pg_restore's other items on that table (its keys, indexes and foreign keys) must wait
+  # for the rows: they do once every stream holds its lock on it. (Were one to run first,
+  # the load would be slower, not wrong.)
+  local tries=0
+  until (($(count_stream_locks) >= ${#pids[@]})) || ((++tries > 3000)); do
+    streams_running || break
+    sleep 0.01
+  done
+  # The list without that table's rows: its line commented out (a per-line anchor, which
+  # ${var//} has not).
+  # shellcheck disable=SC2001
+  "${restore[@]}" --jobs="$edms_jobs" --section=data --section=post-data \
+    --use-list=<(sed "s/^$streamed_id;/;&/" <<<"$dump_toc") "$dump"
+  local pid
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+
+count_stream_locks() {
+  PGDATABASE=$staging_db psql_run <<'SQL' 2>/dev/null || echo 0
+SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE a.application_name = 'edms-backup-load' AND l.locktype = 'relation' AND l.granted
+   AND l.mode = 'RowExclusiveLock' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+SQL
+}
+
+streams_running() {
+  local pid
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
+
+# choose_streamed_table DUMP: sets streamed_id, streamed_copy and dump_toc (the dump's id
+# of a table's rows, pg_dump's COPY statement for them, and the dump's list of contents)
+# when one table's rows are worth loading in streams: stored uncompressed, at least
+# EDMS_BACKUP_RESTORE_SPLIT_BYTES (16 MiB), and more than 1/jobs of all the rows' bytes (so
+# that pg_restore's other jobs would run out of work first). Anything unexpected leaves
+# the whole load to pg_restore.
+choose_streamed_table() {
+  local dump=$1 item size total=0 best_size=0
+  local -A sizes=()
+  streamed_id="" streamed_copy="" dump_toc=""
+  ((edms_jobs > 1)) || return 1
+  dump_toc=$(pg_restore --list -- "$dump") || return 1
+  # Every data file's size from one find, not a stat per table.
+  local name
+  while IFS=' ' read -r -d '' size name; do
+    sizes[$name]=$size
+  done < <(find "$dump" -maxdepth 1 -type f -name '*.dat' -printf '%s %f\0')
+  while read -r item; do
+    size=${sizes[$item.dat]:-}
+    [[ -n "$size" ]] || return 1
+    total=$((total + size))
+    if ((size > best_size)); then streamed_id=$item best_size=$size; fi
+  done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA .*/\1/p' <<<"$dump_toc")
+  if [[ -z "$streamed_id" ]] || ((best_size < ${EDMS_BACKUP_RESTORE_SPLIT_BYTES:-16777216} || best_size * edms_jobs <= total)) ||
+    [[ "$(tail -c 5 -- "$dump/$streamed_id.dat" | od -An -tx1 | tr -d ' \n')" != 5c2e0a0a0a ]]; then
+    streamed_id=""
+    return 1
+  fi
+  streamed_copy=$(
+    set +o pipefail
+    pg_restore --data-only --use-list=<(grep "^$streamed_id;" <<<"$dump_toc") --file=- -- "$dump" 2>/dev/null |
+      sed -n '/^COPY .* FROM stdin;$/{p;q}'
+  )
+  [[ -n "$streamed_copy" ]] || streamed_id=""
+  [[ -n "$streamed_id" ]]
+}
+
+# finish_database_staging: waits for the load; checks the restored rows against the manifest.
+finish_database_staging() {
+  local err
+  if ! wait "$pg_restore_pid"; then
+    pg_restore_pid=""
+    err=$(<"$pg_restore_log")
+    case "$err" in
+      *"No space left"*) die "the database server is out of disk space restoring $staging_db: free space there; database $db was not changed" ;;
+      *)
+        err=$(first_error_line "$err")
+        die "loading the database failed: ${err:-a loading process ended without a message}; database $db was not changed"
+        ;;
+    esac
+  fi
+  pg_restore_pid=""
+  rm -f -- "$pg_restore_log"
+  check_restored_rows
+}
+
+# Every table's rows, compared with the manifest, and reported. The staging database was
+# written by the load alone, so PostgreSQL's statistics already hold what each table
+# received: only a table whose statistics do not show the manifest's number is counted.
+# (Planner statistics are left to autovacuum, which analyzes the loaded tables by itself.)
+check_restored_rows() {
+  local mismatch counts line
+  counts=$(PGDATABASE=$staging_db psql_run -v expected="$(<"$backup/meta/tables.json")" <<SQL
+CREATE TEMP TABLE edms_loaded AS
+SELECT n.nspname || '.' || c.relname AS t,
+       CASE WHEN pg_stat_get_tuples_updated(c.oid) = 0 AND pg_stat_get_tuples_deleted(c.oid) = 0
+            THEN pg_stat_get_tuples_inserted(c.oid) END AS n
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE $EDMS_COUNTED_TABLES;
+$(count_tables_sql "n.nspname || '.' || c.relname IN (SELECT l.t FROM edms_loaded l WHERE l.n IS DISTINCT FROM (:'expected'::json ->> l.t)::bigint)")
+CREATE TEMP VIEW edms_restored AS SELECT l.t, coalesce(k.n, l.n) AS n FROM edms_loaded l LEFT JOIN edms_counts k USING (t);
+SELECT 'differs' || E'\t' || coalesce(e.key, c.t) || ': backup ' || coalesce(e.value, 'none') || ', restored ' || coalesce(c.n::text, 'none')
+  FROM json_each_text(:'expected'::json) e FULL JOIN edms_restored c ON c.t = e.key
+ WHERE e.value::bigint IS DISTINCT FROM c.n;
+SELECT 'rows' || E'\t' || regexp_replace(t, '[[:cntrl:]]', '?', 'g') || E'\t' || n FROM edms_restored ORDER BY t;
+SQL
+  )
+  mismatch=$(grep -m 1 $'^differs\t' <<<"$counts" | cut -f2- || true)
+  [[ -z "$mismatch" ]] || die "restored rows differ from the manifest ($mismatch); database $db was not changed"
+  table_report=""
+  declare -gA restored_rows=()
+  while IFS=$'\t' read -r line name n; do
+    [[ "$line" == rows ]] || continue
+    restored_rows[$name]=$n
+    table_report+=$(printf '  %-48s %s rows, as in the manifest' "$name" "$n")$'\n'
+  done <<<"$counts"
+  table_report=${table_report%$'\n'}
+}
+
+# swap_database: the staging database takes the name of the database, which is kept as
+# previous_db. Both renames happen in one transaction, or neither does.
+swap_database() {
+  local err tries
+  say "swapping $staging_db in as $db"
+  if ((db_exists)); then
+    # No new connections, end the others (the application, a stray psql), rename both.
+    # Two restores within one second would pick the same name: the second adds _2, _3...
+    previous_db=$(psql_maintenance -v base="$previous_db" <<'SQL'
+SELECT name FROM (SELECT :'base' AS name, 1 AS n UNION ALL
+                  SELECT :'base' || '_' || n, n FROM generate_series(2, 99) n) c
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = c.name) ORDER BY n LIMIT 1
+SQL
+    )
+    [[ -n "$previous_db" ]] || die "cannot name the database to keep: 99 restores of $db this second; nothing was changed"
+    psql_maintenance -v name="$db" <<<'ALTER DATABASE :"name" WITH ALLOW_CONNECTIONS false' >/dev/null
+    recovery[connections_blocked]=yes
+    for tries in 1 2 3 4 5 6 7 8 9 10; do
+      psql_maintenance -v a="$db" -v b="$staging_db" <<<"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+        WHERE datname IN (:'a', :'b') AND pid <> pg_backend_pid()" >/dev/null
+      if err=$(psql_maintenance -v old="$db" -v prev="$previous_db" -v new="$staging_db" 2>&1 <<'SQL'
+BEGIN;
+ALTER DATABASE :"old" RENAME TO :"prev";
+ALTER DATABASE :"new" RENAME TO :"old";
+COMMIT;
+SQL
+      ); then
+        break
+      fi
+      ((tries < 10)) || die "cannot rename database $db: $(first_error_line "$err"); it was not changed"
+      sleep 0.5
+    done
+    psql_maintenance -v name="$previous_db" <<<'ALTER DATABASE :"name" WITH ALLOW_CONNECTIONS true' >/dev/null
+    recovery[connections_blocked]=""
+  else
+    psql_maintenance -v old="$db" -v new="$staging_db" <<<'ALTER DATABASE :"new" RENAME TO :"old"' >/dev/null
+    previous_db=""
+  fi
+  recovery[staging_created]=""
+  recovery[database_swapped]=yes
+}

@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# The storage part of a backup: each storage folder indexed (find), copied (tar), its
+# unchanged files hard-linked to the previous backup's copies, the new ones checksummed.
+#
+# Reads: tmp work edms_dir edms_storage_dirs previous
+# Sets:  storage_new_bytes, and appends to info storage_json storage_text
+
+# snapshot_storage I: copies the I-th storage folder to storage-I/. A regular file whose
+# size, mtime, ctime, inode, mode and owner are those recorded by the previous backup is
+# a hard link to that backup's copy (and keeps its checksum); everything else is copied.
+# Files with several links are always copied, so that tar keeps them linked together.
+snapshot_storage() {
+  local i=$1 src=${edms_storage_dirs[$1 - 1]} dst="$tmp/storage-$1"
+  local index="$tmp/meta/storage-$1.index" prev_dir="" prev_index=""
+  local meta path link type ino nlink size mtime ctime mode uid gid sig err
+  local -A prev_sig=()
+  local links="$work/links" copies="$work/copies"
+
+  if ! err=$(find "$src" -printf '%y %i %n %s %T@ %C@ %m %U %G\0%P\0%l\0' 2>&1 >"$index"); then
+    die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)"
+  fi
+
+  if [[ -n "$previous" && -d "$edms_dir/$previous/storage-$i" && -f "$edms_dir/$previous/meta/storage-$i.index" &&
+    "$(info_get "$previous" "storage_${i}_source_hash" || true)" == "$(path_hash "$src")" ]]; then
+    prev_dir="$edms_dir/$previous/storage-$i"
+    prev_index="$edms_dir/$previous/meta/storage-$i.index"
+    while read_index_entry; do
+      if [[ "$type" == f && "$nlink" == 1 ]]; then prev_sig[$path]=$sig; fi
+    done <"$prev_index"
+  fi
+
+  local files=0 dirs=0 symlinks=0 others=0 bytes=0 linked=0 linked_bytes=0
+  : >"$links"
+  : >"$copies"
+  while read_index_entry; do
+    case "$type" in
+      f) files=$((files + 1)) bytes=$((bytes + size)) ;;
+      d) [[ -n "$path" ]] && dirs=$((dirs + 1)) ;;
+      l) symlinks=$((symlinks + 1)) ;;
+      *) others=$((others + 1)) ;;
+    esac
+    if [[ "$type" == f && "$nlink" == 1 && -n "${prev_sig[$path]+set}" && "${prev_sig[$path]}" == "$sig" ]]; then
+      printf './%s\0' "$path" >>"$links"
+      linked=$((linked + 1)) linked_bytes=$((linked_bytes + size))
+    else
+      printf './%s\0' "$path" >>"$copies"
+    fi
+  done <"$index"
+
+  mkdir -- "$dst"
+  if [[ -s "$links" ]] && ! (cd "$prev_dir" && xargs -0 -r cp -l --parents -t "$dst" --) <"$links" 2>/dev/null; then
+    # No hard links on this filesystem (or too many): copy everything instead.
+    say "storage-$i: cannot hard-link to backup $previous, copying all files"
+    rm -rf -- "$dst" && mkdir -- "$dst"
+    cat -- "$links" >>"$copies"
+    : >"$links"
+    linked=0 linked_bytes=0
+  fi
+  copy_tree "$src" "$dst" "$copies"
+  reuse_sums "$i" "$links"
+  hash_new_files "$tmp" < <(copied_files "$i" "$copies")
+
+  storage_new_bytes=$((${storage_new_bytes:-0} + bytes - linked_bytes))
+  info+=("storage_${i}_entries=$((files + dirs + symlinks + others))" "storage_${i}_files=$files"
+    "storage_${i}_dirs=$dirs" "storage_${i}_symlinks=$symlinks" "storage_${i}_others=$others"
+    "storage_${i}_bytes=$bytes" "storage_${i}_linked=$linked" "storage_${i}_linked_bytes=$linked_bytes"
+    "storage_${i}_source_hash=$(path_hash "$src")")
+  storage_json+=("{\"index\":$i,\"source\":$(json_str "$src"),\"path\":\"storage-$i\",\"format\":\"folder\",\"files\":$files,\"dirs\":$dirs,\"symlinks\":$symlinks,\"others\":$others,\"bytes\":$bytes,\"sharedWith\":$(json_str "${prev_dir:+$previous}"),\"sharedFiles\":$linked,\"sharedBytes\":$linked_bytes}")
+  storage_text+=("  $i. $src -> storage-$i/  ($files files, $dirs folders, $symlinks symlinks, $(human_bytes "$bytes"))${prev_dir:+; $linked unchanged files shared with backup $previous}")
+  rm -f -- "$links" "$copies"
+}
+
+# read_index_entry: reads the next entry of a storage index (find -printf records: meta,
+# path, symlink target, each NUL-ended) from stdin into the caller's meta path link type
+# ino nlink size mtime ctime mode uid gid, and sig, what says that a file is unchanged.
+read_index_entry() {
+  IFS= read -r -d '' meta && IFS= read -r -d '' path && IFS= read -r -d '' link || return 1
+  read -r type ino nlink size mtime ctime mode uid gid <<<"$meta"
+  sig="$size $mtime $ctime $ino $mode $uid $gid"
+}
+
+# copy_tree SRC DST LIST: copies the NUL-separated entries of LIST (paths relative to SRC,
+# in find's order, folders before their content) with owners, modes, times and links.
+copy_tree() {
+  local src=$1 dst=$2 list=$3 rc=0 err
+  err=$( { (cd "$src" && tar --create --file=- --format=posix --numeric-owner --no-recursion --null --verbatim-files-from \
+    --files-from="$list") 2>&3 | tar --extract --file=- --directory="$dst" --numeric-owner \
+    --preserve-permissions --same-owner --delay-directory-restore; } 3>&1 2>&1) || rc=$?
+  if ((rc != 0)); then
+    case "$err" in
+      *"No space left"*) die "backup folder $edms_dir is full (No space left on device while copying $src): free space there; older backups are untouched" ;;
+      *"file changed as we read it"*) say "warning: files in $src changed while being copied; the next backup takes them again" ;;
+      *"Permission denied"*) die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)" ;;
+      *) die "copying storage folder $src failed: $(first_error_line "$err")" ;;
+    esac
+  fi
+}
+
+# copied_files I LIST: the regular files among the entries of LIST, as storage-I/<path>.
+copied_files() {
+  local path
+  cd "$tmp" || return
+  while IFS= read -r -d '' path; do
+    path="storage-$1/${path#./}"
+    [[ -f "$path" && ! -L "$path" ]] && printf '%s\0' "$path"
+  done <"$2"
+  return 0
+}
+
+# reuse_sums I LINKS: the previous backup's checksums of the files hard-linked from it.
+reuse_sums() {
+  local i=$1 links=$2 record hash name
+  [[ -s "$links" ]] || return 0
+  local -A want=()
+  while IFS= read -r -d '' name; do
+    want["storage-$i/${name#./}"]=1
+  done <"$links"
+  while IFS= read -r -d '' record; do
+    hash=${record%%  *}
+    name=${record#*  }
+    if [[ -n "${want[$name]+set}" ]]; then
+      printf '%s  %s\0' "$hash" "$name"
+    fi
+  done <"$edms_dir/$previous/meta/sums.z" >>"$tmp/meta/sums.z"
+}
+
+path_hash() {
+  printf '%s' "$1" | sha256sum | cut -c1-16
+}
