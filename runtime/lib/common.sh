@@ -39,6 +39,12 @@ first_error_line() {
   done <<<"$1"
 }
 
+# step NAME: a named point of a command's progress. EDMS_BACKUP_STEP_HOOK, when set, is run
+# there with NAME and the command's pid: the tests stop, kill or restart things at each step.
+step() {
+  [[ -z "${EDMS_BACKUP_STEP_HOOK:-}" ]] || "$EDMS_BACKUP_STEP_HOOK" "$1" "$$" || true
+}
+
 now_utc() {
   date -u +%Y-%m-%dT%H:%M:%SZ
 }

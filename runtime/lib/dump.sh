@@ -28,10 +28,11 @@ start_dump() {
   snapshot=$(read_reply) || die "cannot open a snapshot of $(pg_target): $snapshot"
   [[ "$snapshot" =~ ^[0-9A-Fa-f-]+$ ]] || die "cannot open a snapshot of $(pg_target): $(first_error_line "$snapshot")"
 
-  # Without owners and grants: a stock pg_restore then loads it cleanly on any instance,
-  # whatever its roles, with everything owned by the user who restores (as Django expects).
+  # Without owners: everything restored belongs to the user who restores (as Django
+  # expects). Grants are kept; `pg_restore --no-privileges` leaves them out on an instance
+  # that lacks their roles, and edms-backup restore creates those roles (meta/roles.json).
   pg_dump --format=directory --jobs="$edms_jobs" --compress="$dump_compression" --no-sync \
-    --no-owner --no-privileges \
+    --no-owner \
     --snapshot="$snapshot" --file="$tmp/db" 2>"$work/pg_dump.log" &
   dump_pid=$!
 
@@ -66,6 +67,7 @@ finish_dump() {
   # The counts again as one JSON line: restore hands it to PostgreSQL to compare.
   printf '%s\n' "$counts_json" >"$tmp/meta/tables.json"
   db_encoding=$(psql_run -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()')
+  record_database_globals "$tmp/meta"
   db_bytes=$(du -sb -- "$tmp/db" | cut -f1)
   hash_new_files "$tmp" < <(cd "$tmp" && find db -type f -print0)
 }

@@ -26,6 +26,7 @@ CREATE DATABASE :"name" TEMPLATE template0 ENCODING :'enc';
 SQL
   ) || die "cannot create database $staging_db: $(first_error_line "$err"): PGUSER needs CREATEDB (or be the superuser)"
   recovery[staging_created]=yes
+  step staging.database-created
   pg_restore_log=$(mktemp)
   # Settings that speed a bulk load and cost nothing in safety (the data is in the backup);
   # each was measured (docs/performance.md, "Restore settings").
@@ -42,6 +43,7 @@ SQL
   fi
   PGOPTIONS="${PGOPTIONS:-} $options" load_database "$backup/db" 2>"$pg_restore_log" &
   pg_restore_pid=$!
+  step staging.load-started
 }
 
 # load_database DUMP: pg_restore of DUMP into the staging database. When
@@ -49,7 +51,7 @@ SQL
 # while pg_restore does the rest (pg_restore gives one table one COPY).
 load_database() {
   local dump=$1
-  local restore=(pg_restore --no-owner --no-privileges --exit-on-error --dbname="$staging_db")
+  local restore=(pg_restore --no-owner --exit-on-error --dbname="$staging_db")
   [[ -n "${streamed_id:-}" ]] || exec "${restore[@]}" --jobs="$edms_jobs" "$dump"
   local file="$dump/$streamed_id.dat" pids=()
   trap 'kill "${pids[@]}" 2>/dev/null; exit 143' TERM
@@ -157,7 +159,9 @@ finish_database_staging() {
   fi
   pg_restore_pid=""
   rm -f -- "$pg_restore_log"
+  step staging.loaded
   check_restored_rows
+  step staging.rows-checked
 }
 
 # Every table's rows, compared with the manifest, and reported. The staging database was
@@ -193,44 +197,126 @@ SQL
   table_report=${table_report%$'\n'}
 }
 
-# swap_database: the staging database takes the name of the database, which is kept as
-# previous_db. Both renames happen in one transaction, or neither does.
-swap_database() {
-  local err tries
-  say "swapping $staging_db in as $db"
-  if ((db_exists)); then
-    # No new connections, end the others (the application, a stray psql), rename both.
-    # Two restores within one second would pick the same name: the second adds _2, _3...
-    previous_db=$(psql_maintenance -v base="$previous_db" <<'SQL'
+# pick_previous_name: previous_db made free: two restores within one second would pick the
+# same name, so the second adds _2, _3...
+pick_previous_name() {
+  ((db_exists)) || { previous_db=""; return 0; }
+  previous_db=$(psql_maintenance -v base="$previous_db" <<'SQL'
 SELECT name FROM (SELECT :'base' AS name, 1 AS n UNION ALL
                   SELECT :'base' || '_' || n, n FROM generate_series(2, 99) n) c
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = c.name) ORDER BY n LIMIT 1
 SQL
-    )
-    [[ -n "$previous_db" ]] || die "cannot name the database to keep: 99 restores of $db this second; nothing was changed"
-    psql_maintenance -v name="$db" <<<'ALTER DATABASE :"name" WITH ALLOW_CONNECTIONS false' >/dev/null
-    recovery[connections_blocked]=yes
-    for tries in 1 2 3 4 5 6 7 8 9 10; do
-      psql_maintenance -v a="$db" -v b="$staging_db" <<<"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-        WHERE datname IN (:'a', :'b') AND pid <> pg_backend_pid()" >/dev/null
-      if err=$(psql_maintenance -v old="$db" -v prev="$previous_db" -v new="$staging_db" 2>&1 <<'SQL'
-BEGIN;
-ALTER DATABASE :"old" RENAME TO :"prev";
-ALTER DATABASE :"new" RENAME TO :"old";
-COMMIT;
+  )
+  [[ -n "$previous_db" ]] || die "cannot name the database to keep: 99 restores of $db this second; nothing was changed"
+}
+
+# swap_database: the staging database takes the database's name; the database, when there
+# is one, is kept as previous_db. One statement does it all (ends the other connections,
+# renames both), so a stop at any moment leaves either the old database or the restored
+# one under the name, and never one that refuses connections. Run again after a stop, it
+# sees what was done.
+swap_database() {
+  local err
+  step database.swap
+  say "swapping $staging_db in as $db"
+  err=$(psql_maintenance -v old="$db" -v prev="$previous_db" -v new="$staging_db" 2>&1 >/dev/null <<'SQL'
+SELECT set_config('edms.old', :'old', false), set_config('edms.prev', :'prev', false), set_config('edms.new', :'new', false);
+DO $swap$
+DECLARE
+  old text := current_setting('edms.old');
+  prev text := current_setting('edms.prev');
+  new text := current_setting('edms.new');
+  tries int := 0;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_database WHERE datname = new) THEN
+    IF EXISTS (SELECT FROM pg_database WHERE datname = old) THEN RETURN; END IF;  -- swapped already
+    RAISE EXCEPTION 'neither % nor % exists', new, old;
+  END IF;
+  LOOP
+    -- A client that connects again between the end of its session and the rename makes
+    -- the rename fail (object_in_use): end it again.
+    PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+      WHERE datname IN (old, new) AND pid <> pg_backend_pid();
+    BEGIN
+      IF EXISTS (SELECT FROM pg_database WHERE datname = old) THEN
+        IF prev = '' THEN RAISE EXCEPTION 'database % exists; no name to keep it under', old; END IF;
+        EXECUTE format('ALTER DATABASE %I RENAME TO %I', old, prev);
+      END IF;
+      EXECUTE format('ALTER DATABASE %I RENAME TO %I', new, old);
+      RETURN;
+    EXCEPTION WHEN object_in_use THEN
+      tries := tries + 1;
+      IF tries >= 50 THEN RAISE; END IF;
+      PERFORM pg_sleep(0.1);
+    END;
+  END LOOP;
+END
+$swap$;
 SQL
-      ); then
-        break
-      fi
-      ((tries < 10)) || die "cannot rename database $db: $(first_error_line "$err"); it was not changed"
-      sleep 0.5
-    done
-    psql_maintenance -v name="$previous_db" <<<'ALTER DATABASE :"name" WITH ALLOW_CONNECTIONS true' >/dev/null
-    recovery[connections_blocked]=""
-  else
-    psql_maintenance -v old="$db" -v new="$staging_db" <<<'ALTER DATABASE :"new" RENAME TO :"old"' >/dev/null
-    previous_db=""
+  ) || die "cannot swap the restored database in: $(first_error_line "$err"); database $db was not changed: run the same restore again"
+  step database.swapped
+}
+
+# carry_database_state: what the database carries besides its tables (settings, role
+# settings in it, comment, grants, connection limit) given to the staging database: the
+# target's, where it has its own, else the backup's (meta/database.json). Settings that
+# cannot be carried (a role missing, a superuser-only setting) are reported, not fatal.
+carry_database_state() {
+  local target_state=null backup_state=null out
+  [[ -f "$backup/meta/database.json" ]] && backup_state=$(<"$backup/meta/database.json")
+  if ((db_exists)); then
+    target_state=$(psql_maintenance -v name="$db" <<<"$EDMS_DATABASE_STATE_SQL") || target_state=null
+    [[ -n "$target_state" ]] || target_state=null
   fi
-  recovery[staging_created]=""
-  recovery[database_swapped]=yes
+  state_notes=()
+  local statement statements
+  statements=$(psql_maintenance -v dst="$staging_db" -v target="$target_state" -v backup="$backup_state" 2>&1 <<'SQL'
+WITH t AS (SELECT CASE WHEN :'target' = 'null' THEN '{}' ELSE :'target' END::json AS j),
+     b AS (SELECT CASE WHEN :'backup' = 'null' THEN '{}' ELSE :'backup' END::json AS j),
+     settings AS (
+       SELECT DISTINCT ON (role, name) role, name, value FROM (
+         SELECT e->>'role' AS role, e->>'name' AS name, e->>'value' AS value, 1 AS pri
+           FROM t, json_array_elements(coalesce(t.j->'settings', '[]')) e
+         UNION ALL
+         SELECT e->>'role', e->>'name', e->>'value', 2
+           FROM b, json_array_elements(coalesce(b.j->'settings', '[]')) e) x
+       ORDER BY role, name, pri),
+     acl AS (SELECT CASE WHEN json_typeof(t.j->'acl') = 'array' THEN t.j->'acl'
+                         WHEN json_typeof(b.j->'acl') = 'array' THEN b.j->'acl' END AS a FROM t, b),
+     statements AS (
+       SELECT 1 AS ord, format('ALTER %s SET %I = %s',
+                CASE WHEN role IS NULL THEN format('DATABASE %I', :'dst') ELSE format('ROLE %I IN DATABASE %I', role, :'dst') END,
+                name,
+                -- List settings are stored as their elements, each double-quoted where needed.
+                CASE WHEN name IN ('search_path', 'temp_tablespaces', 'session_preload_libraries',
+                                   'local_preload_libraries', 'shared_preload_libraries', 'unix_socket_directories')
+                     THEN (SELECT coalesce(string_agg(quote_literal(CASE WHEN m[1] LIKE '"%' THEN replace(substr(m[1], 2, length(m[1]) - 2), '""', '"') ELSE m[1] END), ', '), quote_literal(''))
+                             FROM regexp_matches(value, '("(?:[^"]|"")*"|[^,[:space:]]+)', 'g') m)
+                     ELSE quote_literal(value) END)
+         FROM settings
+       UNION ALL
+       SELECT 2, format('COMMENT ON DATABASE %I IS %L', :'dst', coalesce(t.j->>'comment', b.j->>'comment'))
+         FROM t, b WHERE coalesce(t.j->>'comment', b.j->>'comment') IS NOT NULL
+       UNION ALL
+       SELECT 3, format('ALTER DATABASE %I CONNECTION LIMIT %s', :'dst', c)
+         FROM (SELECT CASE WHEN (t.j->>'connlimit')::int >= 0 THEN (t.j->>'connlimit')::int ELSE (b.j->>'connlimit')::int END AS c FROM t, b) l
+        WHERE c >= 0
+       UNION ALL
+       SELECT 4, format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'dst') FROM acl WHERE a IS NOT NULL
+       UNION ALL
+       SELECT 5, format('GRANT %s ON DATABASE %I TO %s%s', e->>'privilege', :'dst',
+                        coalesce(quote_ident(e->>'grantee'), 'PUBLIC'), CASE WHEN (e->>'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END)
+         FROM acl, json_array_elements(a) e WHERE a IS NOT NULL)
+SELECT regexp_replace(statement, E'
+', ' ', 'g') FROM (SELECT ord, format AS statement FROM statements) s ORDER BY ord
+SQL
+  ) || die "cannot read what database $db carries besides its tables: $(first_error_line "$statements"); it was not changed"
+  while IFS= read -r statement; do
+    [[ -n "$statement" ]] || continue
+    if ! out=$(psql_maintenance -c "$statement" 2>&1 >/dev/null); then
+      state_notes+=("not carried: $statement ($(first_error_line "$out"))")
+      say "warning: database state not carried: $statement: $(first_error_line "$out")"
+    fi
+  done <<<"$statements"
+  step staging.state-carried
 }

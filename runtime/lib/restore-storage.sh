@@ -45,6 +45,7 @@ stage_storage() {
     # On disk before it is swapped in: a crash after the swap must not leave short files.
     sync -f "$target/.edms-restore-stage" 2>/dev/null || sync
     mv -- "$target/.edms-restore-stage" "$target/.edms-restore-ready"
+    step "storage.$((i + 1)).staged"
   done
   rm -f -- "$errors"
 }
@@ -57,48 +58,69 @@ discard_staged_storage() {
   done
 }
 
-# A restore stopped while swapping a storage folder is finished first, so that every
-# folder is whole (old or restored) before anything else happens.
+# storage_swap_pending TARGET: whether TARGET is in the middle of a swap (its old entries
+# moved aside, or being).
+storage_swap_pending() {
+  [[ -e "$1/.edms-restore-old" || -e "$1/.edms-restore-swapped-aside" ]]
+}
+
+# finish_interrupted_swaps: a storage swap a stopped restore began is finished first, so
+# that every folder is whole before anything else happens; a folder only staged (its
+# restore stopped before the database swap) is discarded.
 finish_interrupted_swaps() {
   local target
   for target in "${targets[@]}"; do
     rm -rf -- "$target/.edms-restore-stage"
-    if [[ -d "$target/.edms-restore-old" && -d "$target/.edms-restore-ready" ]]; then
+    if storage_swap_pending "$target"; then
       say "finishing the storage swap an interrupted restore left in $target"
       swap_folder "$target"
-    elif [[ -d "$target/.edms-restore-old" ]]; then
-      rm -rf -- "$target/.edms-restore-old"
     fi
     rm -rf -- "$target/.edms-restore-ready"
   done
 }
 
 swap_storage() {
-  local target
-  for target in "${targets[@]}"; do
-    swap_folder "$target"
-    rm -rf -- "$target/.edms-restore-ready"
+  local i
+  for ((i = 0; i < ${#targets[@]}; i++)); do
+    [[ -d "${targets[i]}/.edms-restore-ready" ]] || storage_swap_pending "${targets[i]}" || continue
+    swap_folder "${targets[i]}" "$((i + 1))"
   done
   recovery[storage_swapped]=yes
 }
 
-# swap_folder TARGET: moves TARGET's entries aside into .edms-restore-old, the staged ones
-# from .edms-restore-ready in, and gives TARGET the backed-up folder's owner, mode and
-# mtime. Each step is a rename and can be repeated after an interruption.
+# swap_folder TARGET [I]: TARGET's entries moved aside into .edms-restore-old, the staged
+# ones of .edms-restore-ready moved in, the old ones removed; TARGET gets the backed-up
+# folder's owner, mode and mtime. The marker .edms-restore-swapped-aside (the staged
+# folder's owner, mode and mtime) says that everything was moved aside: it lies beside,
+# not inside, what is removed, so each step can be repeated after a stop at any point.
 swap_folder() {
-  local target=$1 old="$1/.edms-restore-old" ready="$1/.edms-restore-ready" meta owner mode mtime
-  mkdir -p -- "$old"
-  if [[ ! -f "$old/.moved-aside" ]]; then
+  local target=$1 i=${2:-} old="$1/.edms-restore-old" ready="$1/.edms-restore-ready"
+  local marker="$1/.edms-restore-swapped-aside" meta owner mode mtime
+  if [[ ! -f "$marker" && ! -d "$ready" ]]; then
+    rm -rf -- "$old" # nothing staged to swap in: what is aside is a leftover
+    return 0
+  fi
+  if [[ ! -f "$marker" ]]; then
+    mkdir -p -- "$old"
     find "$target" -mindepth 1 -maxdepth 1 ! -name '.edms-restore-old' ! -name '.edms-restore-ready' -print0 |
       xargs -0 -r mv -t "$old" --
-    stat -c '%u:%g %a %.9Y' -- "$ready" >"$old/.moved-aside"
+    stat -c '%u:%g %a %.9Y' -- "$ready" >"$marker.tmp"
+    mv -- "$marker.tmp" "$marker"
+    step "storage.$i.moved-aside"
   fi
-  find "$ready" -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r mv -t "$target" --
-  meta=$(<"$old/.moved-aside")
+  if [[ -d "$ready" ]]; then
+    find "$ready" -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r mv -t "$target" --
+    step "storage.$i.moved-in"
+  fi
   rm -rf -- "$old"
-  rmdir -- "$ready"
+  step "storage.$i.old-removed"
+  [[ ! -d "$ready" ]] || rmdir -- "$ready"
+  meta=$(<"$marker")
   read -r owner mode mtime <<<"$meta"
   chown -- "$owner" "$target"
   chmod -- "$mode" "$target"
   touch -d "@$mtime" -- "$target"
+  rm -f -- "$marker"
+  touch -d "@$mtime" -- "$target" # removing the marker changed it
+  step "storage.$i.swapped"
 }

@@ -33,6 +33,8 @@ snapshot_storage() {
   : >"$links"
   : >"$copies"
   while read_index_entry; do
+    # What a stopped restore staged in the folder is not the folder's.
+    case "$path" in .edms-restore-stage | .edms-restore-stage/* | .edms-restore-ready | .edms-restore-ready/*) continue ;; esac
     case "$type" in
       f) files=$((files + 1)) bytes=$((bytes + size)) ;;
       d) [[ -n "$path" ]] && dirs=$((dirs + 1)) ;;

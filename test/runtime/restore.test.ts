@@ -506,3 +506,81 @@ describe("an interrupted restore", () => {
     world.storage.forEach((dir, i) => expect(snapshotTree(dir)).toEqual(original.storage[i]));
   });
 });
+
+describe("what the database carries besides its tables", () => {
+  let source: World;
+  let backupId: string;
+  const state = `SELECT coalesce((SELECT string_agg(coalesce(r.rolname, '-') || ':' || c, ',' ORDER BY r.rolname NULLS FIRST, c)
+      FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) c WHERE s.setdatabase = d.oid), '')
+    || ' | ' || coalesce(shobj_description(d.oid, 'pg_database'), '') || ' | ' || coalesce(d.datacl::text, '') || ' | ' || d.datconnlimit
+    FROM pg_database d WHERE datname = 'edms'`;
+  let sourceState: string;
+
+  beforeAll(async () => {
+    source = await makeWorld();
+    await source.cluster.psql(`CREATE ROLE reader LOGIN PASSWORD 'reader pw'; CREATE ROLE auditors NOLOGIN; GRANT auditors TO reader;
+      ALTER DATABASE edms SET work_mem = '7MB'; ALTER DATABASE edms SET search_path = 'a, b', public; ALTER DATABASE edms CONNECTION LIMIT 50;
+      ALTER ROLE reader IN DATABASE edms SET statement_timeout = '5s'; COMMENT ON DATABASE edms IS 'the EDMS''s "main" database';
+      REVOKE ALL ON DATABASE edms FROM PUBLIC; GRANT CONNECT, TEMP ON DATABASE edms TO reader; GRANT CONNECT ON DATABASE edms TO auditors WITH GRANT OPTION;`, "postgres");
+    await source.cluster.psql("GRANT SELECT ON users_user TO reader; GRANT SELECT, UPDATE ON documents_document TO auditors; ALTER TABLE documents_document ENABLE ROW LEVEL SECURITY; CREATE POLICY readable ON documents_document TO auditors USING (true);");
+    sourceState = await source.cluster.psql(state, "postgres");
+    backupId = await source.backup();
+  });
+  afterAll(async () => {
+    await source?.cleanup();
+  });
+
+  it("records the database's settings, comment, grants and the roles it references", () => {
+    const meta = path.join(source.backupDir, backupId, "meta");
+    const db = JSON.parse(fs.readFileSync(path.join(meta, "database.json"), "utf8"));
+    expect(db.comment).toBe(`the EDMS's "main" database`);
+    expect(db.connlimit).toBe(50);
+    expect(db.settings).toContainEqual({ role: "reader", name: "statement_timeout", value: "5s" });
+    const roles = JSON.parse(fs.readFileSync(path.join(meta, "roles.json"), "utf8"));
+    expect(roles.map((r: { name: string }) => r.name)).toEqual(["auditors", "edms", "reader"]);
+    const reader = roles.find((r: { name: string }) => r.name === "reader");
+    expect(reader.create).toMatch(/^CREATE ROLE reader WITH .*LOGIN.* PASSWORD 'SCRAM-SHA-256\$/);
+    expect(reader.memberOf).toEqual(["auditors"]);
+    expect(roles.find((r: { name: string }) => r.name === "edms").create).toBe("CREATE ROLE edms NOLOGIN");
+  });
+
+  it("onto a new instance: creates the missing roles, keeps grants and policies, takes the backup's database state", async () => {
+    const target = await newInstance();
+    try {
+      const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, EDMS_BACKUP_DIR: source.backupDir } });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain("created role(s) the backup's database references: auditors, reader");
+      expect(await target.cluster.psql(state, "postgres")).toBe(sourceState);
+      expect(await target.cluster.psql("SELECT has_table_privilege('reader', 'users_user', 'SELECT') || ' ' || has_table_privilege('auditors', 'documents_document', 'UPDATE') || ' ' || pg_has_role('reader', 'auditors', 'MEMBER')")).toBe("true true true\n");
+      expect(await target.cluster.psql("SELECT count(*) FROM pg_policy WHERE polname = 'readable'")).toBe("1\n");
+      // The reader logs in with its password, as on the old server.
+      const login = await run("psql", ["-X", "-A", "-t", "-c", "SELECT current_setting('statement_timeout') || ' ' || current_setting('work_mem')"], { env: { ...target.cluster.env, PGUSER: "reader", PGPASSWORD: "reader pw" } });
+      expect(login.stdout).toBe("5s 7MB\n");
+    } finally {
+      await target.done();
+    }
+  });
+
+  it("in place: the target's own database state wins over the backup's", async () => {
+    await source.cluster.psql("ALTER DATABASE edms SET work_mem = '9MB'; COMMENT ON DATABASE edms IS 'changed since'; GRANT TEMP ON DATABASE edms TO auditors", "postgres");
+    const now = await source.cluster.psql(state, "postgres");
+    const result = await source.edms(["restore", backupId, "--yes"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await source.cluster.psql(state, "postgres")).toBe(now);
+    expect(await source.cluster.psql("SELECT has_table_privilege('reader', 'users_user', 'SELECT')")).toBe("t\n");
+  });
+
+  it("refuses before anything changes when PGUSER may not create the missing roles, naming them and the statement", async () => {
+    const target = await newInstance();
+    try {
+      await target.cluster.psql("CREATE ROLE owner LOGIN CREATEDB PASSWORD 'owner pw'; ALTER DATABASE edms OWNER TO owner; GRANT ALL ON SCHEMA public TO owner", "postgres");
+      const env = { ...target.env, EDMS_BACKUP_DIR: source.backupDir, PGUSER: "owner", PGPASSWORD: "owner pw" };
+      const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr.trim().split("\n").pop()).toMatch(/references role\(s\) this server lacks: auditors, reader; PGUSER may not create roles: create them as a superuser \(CREATE ROLE auditors WITH .*; CREATE ROLE reader WITH .*\) and run the restore again; nothing was changed/);
+      expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe("edms,postgres,template0,template1\n");
+    } finally {
+      await target.done();
+    }
+  });
+});
