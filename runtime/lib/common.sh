@@ -138,6 +138,28 @@ kv_get() {
   return 1
 }
 
+# kv_set FILE KEY VALUE...: sets KEYs in a file of KEY=VALUE lines (newlines in values
+# become spaces), atomically: written beside, synced, renamed over it.
+kv_set() {
+  local file=$1 tmp="$1.$$" key value
+  shift
+  local -A kv=()
+  if [[ -f "$file" ]]; then
+    while IFS='=' read -r key value; do
+      [[ -n "$key" ]] && kv[$key]=$value
+    done <"$file"
+  fi
+  while (($# >= 2)); do
+    kv[$1]=${2//$'\n'/ }
+    shift 2
+  done
+  for key in "${!kv[@]}"; do
+    printf '%s=%s\n' "$key" "${kv[$key]}"
+  done | sort >"$tmp" || return 1
+  sync -f "$tmp" 2>/dev/null || sync
+  mv -f -- "$tmp" "$file"
+}
+
 # info_get ID KEY: a value of the backup's meta/info.
 info_get() {
   kv_get "$edms_dir/$1/meta/info" "$2"

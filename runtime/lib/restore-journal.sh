@@ -17,26 +17,9 @@ journal_file() {
   printf '%s/.restore-journal\n' "$edms_dir"
 }
 
-# journal_set KEY VALUE...: updates the journal atomically (written, synced, renamed).
+# journal_set KEY VALUE...: updates the journal atomically.
 journal_set() {
-  local file tmp key value
-  file=$(journal_file)
-  tmp="$file.tmp"
-  local -A kv=()
-  if [[ -f "$file" ]]; then
-    while IFS='=' read -r key value; do
-      [[ -n "$key" ]] && kv[$key]=$value
-    done <"$file"
-  fi
-  while (($# >= 2)); do
-    kv[$1]=${2//$'\n'/ }
-    shift 2
-  done
-  for key in "${!kv[@]}"; do
-    printf '%s=%s\n' "$key" "${kv[$key]}"
-  done | sort >"$tmp"
-  sync -f "$tmp" 2>/dev/null || sync
-  mv -f -- "$tmp" "$file"
+  kv_set "$(journal_file)" "$@"
 }
 
 journal_get() {
@@ -44,7 +27,7 @@ journal_get() {
 }
 
 journal_clear() {
-  rm -f -- "$(journal_file)" "$(journal_file).tmp"
+  rm -f -- "$(journal_file)"
 }
 
 # journal_phase: the phase of an unfinished restore, or nothing.

@@ -7,22 +7,7 @@ status_file() {
 
 # status_set KEY VALUE...: updates the status file atomically.
 status_set() {
-  local file tmp key value
-  file=$(status_file)
-  tmp="$file.$$"
-  declare -A kv=()
-  if [[ -f "$file" ]]; then
-    while IFS='=' read -r key value; do
-      [[ -n "$key" ]] && kv[$key]=$value
-    done <"$file"
-  fi
-  while (($# >= 2)); do
-    kv[$1]=${2//$'\n'/ }
-    shift 2
-  done
-  for key in "${!kv[@]}"; do
-    printf '%s=%s\n' "$key" "${kv[$key]}"
-  done | sort >"$tmp" && mv -f -- "$tmp" "$file"
+  kv_set "$(status_file)" "$@"
 }
 
 status_get() {
