@@ -27,6 +27,7 @@ archive_config() {
     tar --create --gzip --file="$tmp/config.tar.gz" --files-from=/dev/null 2>&1); then
     die "cannot archive the config files: $(first_error_line "$err")"
   fi
+  chmod 0600 -- "$tmp/config.tar.gz"
   hash_new_files "$tmp" < <(printf 'config.tar.gz\0')
 }
 

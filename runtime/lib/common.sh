@@ -10,6 +10,11 @@
 # Where the runtime lives, also when a libexec file is run without the dispatcher.
 EDMS_BACKUP_ROOT=${EDMS_BACKUP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
+# Bytes, not characters: a file name that is not valid UTF-8 (caf\xe9.pdf from an old zip)
+# must not break bash's matching or a tool's parsing under a UTF-8 LANG; tool messages
+# are English, as first_error_line's matches expect.
+export LC_ALL=C
+
 EDMS_BACKUP_ID_PATTERN='^[0-9]{8}_[0-9]{6}$'
 
 # The subcommand's name, for messages ("edms-backup backup: ...").
@@ -17,7 +22,9 @@ edms_command=${edms_command:-edms-backup}
 
 die() {
   edms_last_error=$*
-  printf '%s: %s\n' "$edms_command" "$*" >&2
+  # A command may name a deeper cause (backup: a full backup folder behind any failure).
+  [[ -z "${edms_die_cause:-}" ]] || "$edms_die_cause" || true
+  printf '%s: %s\n' "$edms_command" "$edms_last_error" >&2
   exit 1
 }
 
@@ -79,16 +86,47 @@ require_count() {
     die "$name='$value' is not a whole number >= $min: set it to one (e.g. $name=$((min > 7 ? min : 7)))"
 }
 
-# split_paths VAR ARRAY: the colon-separated paths in $VAR, empty items skipped.
+# split_paths VAR ARRAY: the colon-separated paths in $VAR, empty items skipped. A newline
+# is part of a path (read would stop at it and back up a cut path).
 split_paths() {
   local -n into=$2
-  local item
-  local -a items=()
-  IFS=: read -r -a items <<<"${!1:-}"
-  for item in "${items[@]}"; do
+  local rest=${!1:-} item
+  while [[ -n "$rest" ]]; do
+    item=${rest%%:*}
+    [[ "$rest" == *:* ]] && rest=${rest#*:} || rest=""
     [[ -n "$item" ]] && into+=("$item")
   done
   return 0
+}
+
+# resolve_storage_dirs: the storage folders' real paths, in order, into storage_real (they
+# must exist). Refuses what neither a backup nor a restore can do right: a folder named
+# twice, folders inside one another, the backup folder inside one of them or around one.
+resolve_storage_dirs() {
+  local i j dir real backup_real
+  backup_real=$(real_path "$edms_dir" -m)
+  storage_real=()
+  for ((i = 0; i < ${#edms_storage_dirs[@]}; i++)); do
+    dir=${edms_storage_dirs[i]}
+    real=$(real_path "$dir")
+    [[ "$real" != / ]] || die "storage folder $dir is / (EDMS_BACKUP_STORAGE_DIRS item $((i + 1))): name the storage folder itself"
+    [[ "$backup_real/" != "$real/"* && "$real/" != "$backup_real/"* ]] ||
+      die "storage folder $dir and the backup folder $edms_dir lie one inside the other: keep backups outside the storage (EDMS_BACKUP_DIR), or every backup would hold the ones before it"
+    for ((j = 0; j < i; j++)); do
+      [[ "${storage_real[j]}" != "$real" ]] ||
+        die "storage folder $dir is named twice in EDMS_BACKUP_STORAGE_DIRS (also as ${edms_storage_dirs[j]}): name each folder once"
+      [[ "${storage_real[j]}/" != "$real/"* && "$real/" != "${storage_real[j]}/"* ]] ||
+        die "storage folders ${edms_storage_dirs[j]} and $dir lie one inside the other: name only the outer one in EDMS_BACKUP_STORAGE_DIRS"
+    done
+    storage_real+=("$real")
+  done
+}
+
+# real_path PATH [-m]: the canonical absolute path, newlines in it kept.
+real_path() {
+  local out
+  out=$(realpath ${2:+"$2"} -- "$1" && printf x) || die "cannot resolve $1: check that it exists and is readable"
+  printf '%s' "${out%$'\n'x}"
 }
 
 is_backup_id() {

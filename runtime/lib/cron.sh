@@ -29,6 +29,25 @@ cron_parse() {
   return 0
 }
 
+# check_schedule: dies unless TZ is a time zone this system knows (glibc takes any other
+# value for UTC, silently) and EDMS_BACKUP_SCHEDULE is valid and fires at all.
+check_schedule() {
+  local zone=${TZ#:}
+  if [[ "$zone" == /* || "$zone" == *..* || ! -f "/usr/share/zoneinfo/$zone" ]] && [[ "${TZ:0:1}" == : || ! "$zone" =~ ^$EDMS_POSIX_TZ$ ]]; then
+    if [[ -d /usr/share/zoneinfo ]]; then
+      die "TZ='$TZ' is not a time zone (no /usr/share/zoneinfo/$zone, and no POSIX TZ string): set it to one such as UTC or Europe/Berlin (stack config timezone)"
+    fi
+    die "TZ='$TZ' is not a time zone this system knows (no tzdata in /usr/share/zoneinfo): install tzdata or use a POSIX TZ string such as CET-1CEST,M3.5.0,M10.5.0/3"
+  fi
+  cron_parse "$edms_schedule" || die "EDMS_BACKUP_SCHEDULE: $cron_error"
+  cron_next "$(date +%s)" >/dev/null ||
+    die "EDMS_BACKUP_SCHEDULE '$edms_schedule' never fires (no day matches it, e.g. 31 February): set days that exist (stack config schedule)"
+}
+
+# A POSIX TZ string (std offset [dst [offset] [,start[/time],end[/time]]]), e.g. UTC+3 or
+# CET-1CEST,M3.5.0,M10.5.0/3.
+EDMS_POSIX_TZ='([A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)[+-]?[0-9]{1,2}(:[0-9]{2}){0,2}(([A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)([+-]?[0-9]{1,2}(:[0-9]{2}){0,2})?(,(M[0-9]{1,2}\.[1-5]\.[0-6]|J?[0-9]{1,3})(/[+-]?[0-9]{1,3}(:[0-9]{2}){0,2})?){2})?'
+
 # cron_names FIELD NAME...: FIELD with the names replaced by their numbers (first = 1 for
 # months, 0 for days of the week).
 cron_names() {

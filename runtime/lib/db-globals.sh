@@ -27,9 +27,10 @@ SQL
 # attributes, so that grants to it load).
 record_database_globals() {
   local dir=$1 passwords=pg_roles
-  psql_run -v name="${PGDATABASE:-${PGUSER:-}}" <<<"$EDMS_DATABASE_STATE_SQL" >"$dir/database.json"
-  [[ "$(psql_run -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')" == t ]] && passwords=pg_authid
-  psql_run -v passwords="$passwords" >"$dir/roles.json" <<'SQL'
+  psql_to "$dir/database.json" -v name="${PGDATABASE:-${PGUSER:-}}" <<<"$EDMS_DATABASE_STATE_SQL"
+  psql_to "$dir/roles.json" -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user'
+  [[ "$(<"$dir/roles.json")" == t ]] && passwords=pg_authid
+  psql_to "$dir/roles.json" -v passwords="$passwords" <<'SQL'
 WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
 refs AS (
   SELECT refobjid AS oid FROM pg_shdepend, db

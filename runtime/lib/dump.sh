@@ -4,7 +4,7 @@
 #
 # Reads: tmp work edms_jobs dump_compression
 # Sets:  server_num server_major dump_major server_version dump_version (check_database),
-#        dump_pid SNAPSHOT (start_dump), counts_json counts_text db_encoding db_bytes
+#        dump_pid snapshot_in snapshot_out snapshot_pid (start_dump), counts_json counts_text db_encoding db_bytes
 #        (finish_dump)
 
 check_database() {
@@ -14,7 +14,7 @@ check_database() {
   if ((dump_major < server_major)); then
     die "pg_dump $dump_major is older than the PostgreSQL $server_major server at $(pg_target): use the image postgres:$server_major-bookworm (stack config image) or newer"
   fi
-  server_version=$(psql_run -c 'SHOW server_version')
+  server_version=$(psql_run -c 'SHOW server_version' 2>&1) || die "$(explain_pg_error "$server_version")"
   dump_version=$(pg_dump --version)
 }
 
@@ -24,9 +24,12 @@ check_database() {
 start_dump() {
   local snapshot
   coproc SNAPSHOT { exec psql -X -q -A -t -v ON_ERROR_STOP=1 2>&1; }
-  printf '%s\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ;' 'SELECT pg_export_snapshot();' '\echo __EDMS_END__' >&"${SNAPSHOT[1]}"
+  # Bash unsets SNAPSHOT when the session ends (a server restart): keep the fds.
+  snapshot_in=${SNAPSHOT[1]} snapshot_out=${SNAPSHOT[0]} snapshot_pid=$SNAPSHOT_PID
+  snapshot_send 'BEGIN ISOLATION LEVEL REPEATABLE READ;' 'SELECT pg_export_snapshot();' '\echo __EDMS_END__'
   snapshot=$(read_reply) || die "cannot open a snapshot of $(pg_target): $snapshot"
   [[ "$snapshot" =~ ^[0-9A-Fa-f-]+$ ]] || die "cannot open a snapshot of $(pg_target): $(first_error_line "$snapshot")"
+  step backup.snapshot-opened
 
   # Without owners: everything restored belongs to the user who restores (as Django
   # expects). Grants are kept; `pg_restore --no-privileges` leaves them out on an instance
@@ -35,15 +38,22 @@ start_dump() {
     --no-owner \
     --snapshot="$snapshot" --file="$tmp/db" 2>"$work/pg_dump.log" &
   dump_pid=$!
+  step backup.dump-started
 
   # Count every table's rows in the snapshot while pg_dump runs.
-  cat >&"${SNAPSHOT[1]}" <<SQL
-$(count_tables_sql true)
-SELECT coalesce(json_object_agg(t, n ORDER BY t), '{}') FROM edms_counts;
-\echo __EDMS_END__
-SELECT regexp_replace(t, '[[:cntrl:]]', '?', 'g') || E'\t' || n FROM edms_counts ORDER BY t;
-\echo __EDMS_END__
-SQL
+  snapshot_send "$(count_tables_sql true)" \
+    "SELECT coalesce(json_object_agg(t, n ORDER BY t), '{}') FROM edms_counts;" '\echo __EDMS_END__' \
+    "SELECT regexp_replace(t, '[[:cntrl:]]', '?', 'g') || E'\\t' || n FROM edms_counts ORDER BY t;" '\echo __EDMS_END__'
+}
+
+# snapshot_send LINE...: to the snapshot session. SIGPIPE is ignored during a backup, so a
+# session ended by a server restart gives this one line, not a silent exit 141.
+snapshot_send() {
+  { printf '%s\n' "$@" >&"$snapshot_in"; } 2>/dev/null || die_connection_lost
+}
+
+die_connection_lost() {
+  die "lost the connection to PostgreSQL at $(pg_target) during the backup (server restarted or stopped): nothing was kept; run the backup again once the server is up"
 }
 
 finish_dump() {
@@ -56,32 +66,40 @@ finish_dump() {
     err=$(<"$work/pg_dump.log")
     case "$err" in
       *"No space left"*) die "backup folder $edms_dir is full (No space left on device while dumping the database): free space there; older backups are untouched" ;;
+      # (A snapshot is invalid once the session that exported it has ended.)
+      *"server closed the connection"* | *"terminating connection"* | *"connection to server"* | *"could not receive data"* | *"shutting down"* | *"invalid snapshot identifier"*) die_connection_lost ;;
       *"server version mismatch"*) die "pg_dump $dump_major cannot dump the PostgreSQL $server_major server: use the image postgres:$server_major-bookworm (stack config image)" ;;
       *) die "pg_dump failed: $(first_error_line "$err")" ;;
     esac
   fi
-  printf '%s\n' 'COMMIT;' '\q' >&"${SNAPSHOT[1]}"
-  wait "$SNAPSHOT_PID" 2>/dev/null || true
-  [[ "$counts_json" == "{"* ]] || die "cannot count the rows of $(pg_target): $(first_error_line "$counts_json")"
+  snapshot_send 'COMMIT;' '\q'
+  wait "$snapshot_pid" 2>/dev/null || true
+  [[ "$counts_json" == "{"* ]] || die "cannot count the rows of $(pg_target): $(explain_pg_error "$counts_json")"
   rm -f -- "$work/pg_dump.log"
   # The counts again as one JSON line: restore hands it to PostgreSQL to compare.
   printf '%s\n' "$counts_json" >"$tmp/meta/tables.json"
-  db_encoding=$(psql_run -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()')
+  info+=("table_keys=quoted")
+  psql_to "$work/encoding" -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()'
+  db_encoding=$(<"$work/encoding")
   record_database_globals "$tmp/meta"
+  chmod -R go= -- "$tmp/db"
   db_bytes=$(du -sb -- "$tmp/db" | cut -f1)
   hash_new_files "$tmp" < <(cd "$tmp" && find db -type f -print0)
 }
 
 # read_reply: the lines the snapshot session prints up to the next end marker.
+# Bash closes the session's fds once it has ended: then the reply is what came before.
 read_reply() {
   local line reply=""
-  while IFS= read -r line <&"${SNAPSHOT[0]}"; do
-    if [[ "$line" == __EDMS_END__ ]]; then
-      printf '%s' "$reply"
-      return 0
-    fi
-    reply+=${reply:+$'\n'}$line
-  done
+  {
+    while IFS= read -r line <&"$snapshot_out"; do
+      if [[ "$line" == __EDMS_END__ ]]; then
+        printf '%s' "$reply"
+        return 0
+      fi
+      reply+=${reply:+$'\n'}$line
+    done
+  } 2>/dev/null
   printf '%s' "$reply"
   return 1
 }

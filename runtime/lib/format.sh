@@ -20,7 +20,39 @@ json_str() {
     done
     s=$out
   fi
+  [[ "$s" != *[$'\x80'-$'\xff']* ]] || s=$(utf8_or_escaped "$s")
   printf '"%s"' "$s"
+}
+
+# utf8_or_escaped STRING: STRING with each byte that is not part of valid UTF-8 (a file
+# name from an old zip: caf\xe9.pdf) written \udcXX, as Python's surrogateescape does:
+# JSON must be UTF-8, and the name stays recoverable. Runs under LC_ALL=C (bytes).
+utf8_or_escaped() {
+  local s=$1 out="" i=0 n=${#1} b c need j lo hi
+  while ((i < n)); do
+    printf -v b '%d' "'${s:i:1}"
+    need=0 lo=128 hi=191
+    if ((b < 128)); then
+      out+=${s:i:1} && i=$((i + 1)) && continue
+    elif ((b >= 0xc2 && b <= 0xdf)); then need=1
+    elif ((b >= 0xe0 && b <= 0xef)); then need=2 && ((b == 0xe0)) && lo=160
+    elif ((b >= 0xf0 && b <= 0xf4)); then need=3 && ((b == 0xf0)) && lo=144
+    fi
+    ((b == 0xed)) && hi=159
+    ((b == 0xf4)) && hi=143
+    for ((j = 1; j <= need; j++)); do
+      printf -v c '%d' "'${s:i+j:1}"
+      ((c >= lo && c <= hi)) || { need=0 && break; }
+      lo=128 hi=191
+    done
+    if ((need > 0)); then
+      out+=${s:i:need+1} i=$((i + need + 1))
+    else
+      printf -v c '\\udc%02x' "$b"
+      out+=$c i=$((i + 1))
+    fi
+  done
+  printf '%s' "$out"
 }
 
 human_bytes() {

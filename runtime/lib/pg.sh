@@ -33,16 +33,23 @@ bypass_pg_wrapper() {
 EDMS_COUNTED_TABLES="c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
 
-# count_tables_sql CONDITION: SQL that counts the rows of every table for which the SQL
-# CONDITION holds (true: all; c: pg_class, n: pg_namespace) into the temporary table
-# edms_counts (t = "schema.table", n = rows): backup records them, restore checks them.
-# Without JIT: on a big table its compilation costs more than it saves in one pass.
+# A table's key in the manifest's row counts: schema and name quoted where they need it,
+# so that "x.y".z and x."y.z" stay two tables. Backups before meta/info's table_keys=quoted
+# joined the bare names with a dot; their restores compare with that key.
+EDMS_TABLE_KEY="quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+EDMS_TABLE_KEY_LEGACY="n.nspname || '.' || c.relname"
+
+# count_tables_sql CONDITION [KEY]: SQL that counts the rows of every table for which the
+# SQL CONDITION holds (true: all; c: pg_class, n: pg_namespace) into the temporary table
+# edms_counts (t = the table's key, KEY or EDMS_TABLE_KEY; n = rows): backup records them,
+# restore checks them. Without JIT: on a big table its compilation costs more than it saves
+# in one pass.
 count_tables_sql() {
   cat <<SQL
 SET jit = off;
 SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
          format('SELECT %L::text AS t, count(*)::bigint AS n FROM ONLY %I.%I',
-                n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '),
+                ${2:-$EDMS_TABLE_KEY}, n.nspname, c.relname), ' UNION ALL '),
          'SELECT NULL::text AS t, NULL::bigint AS n WHERE false')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE $EDMS_COUNTED_TABLES AND ($1) \\gexec
@@ -51,6 +58,21 @@ SQL
 
 psql_run() {
   psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
+}
+
+# psql_to FILE ARG...: psql_run's output into FILE; a failure (the server restarted, say)
+# dies with one line naming the cause instead of psql's own.
+psql_to() {
+  local file=$1 err
+  shift
+  err=$(psql_run "$@" 2>&1 >"$file") || die "$(explain_pg_error "$err")"
+}
+
+# conninfo_dbname NAME: a --dbname argument that is NAME itself: a bare name holding "="
+# would be read as a connection string ("invalid connection option").
+conninfo_dbname() {
+  local name=${1//\\/\\\\}
+  printf "dbname='%s'" "${name//\'/\\\'}"
 }
 
 pg_target() {
@@ -66,6 +88,8 @@ explain_pg_error() {
       printf 'wrong password or not allowed for %s: set PGPASSWORD (stack config dbPassword) to the password of that user' "$target" ;;
     *"does not exist"*)
       printf 'PostgreSQL at %s: %s: set PGDATABASE / PGUSER to an existing database and user' "$target" "$(first_error_line "$err")" ;;
+    *"server closed the connection"* | *"terminating connection"* | *"could not receive data"* | *"the database system is shutting down"* | *"the database system is starting up"*)
+      printf 'lost the connection to PostgreSQL at %s (server restarted or stopped): run it again once the server is up' "$target" ;;
     *"could not translate host name"* | *"Connection refused"* | *"could not connect"* | *"timeout expired"* | *"No route to host"* | *"Network is unreachable"*)
       printf 'database unreachable at %s (%s): check PGHOST / PGPORT and that the database container runs on the same network' "$target" "$(first_error_line "$err")" ;;
     *)

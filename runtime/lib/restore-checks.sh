@@ -8,24 +8,17 @@
 #        server_index_workers, and toast_compression cleared when the server lacks it.
 
 check_storage_targets() {
-  local count i dir real backup_real
+  local count i dir
   count=$(info_get "$id" storage_count || echo 0)
   ((count == ${#edms_storage_dirs[@]})) ||
     die "backup $id holds $count storage folder(s) but EDMS_BACKUP_STORAGE_DIRS names ${#edms_storage_dirs[@]}: configure the same folders, in the same order, as when it was taken"
-  backup_real=$(realpath -m -- "$edms_dir")
-  targets=()
-  local -A seen=()
-  for ((i = 0; i < count; i++)); do
-    dir=${edms_storage_dirs[i]}
+  for dir in "${edms_storage_dirs[@]}"; do
     [[ -d "$dir" ]] || die "storage folder $dir does not exist: create it (empty) or mount its volume there"
-    real=$(realpath -- "$dir")
-    [[ "$real" != / ]] || die "refusing to restore over / (EDMS_BACKUP_STORAGE_DIRS item $((i + 1))): name the storage folder itself"
-    [[ "$backup_real/" != "$real/"* && "$real/" != "$backup_real/"* ]] ||
-      die "storage folder $dir overlaps the backup folder $edms_dir: they must be separate"
-    [[ -z "${seen[$real]+set}" ]] || die "storage folder $dir is named twice in EDMS_BACKUP_STORAGE_DIRS"
-    [[ -w "$real" ]] || die "storage folder $dir is not writable by uid $(id -u): mount it read-write for the restore"
-    seen[$real]=1
-    targets+=("$real")
+  done
+  resolve_storage_dirs
+  targets=("${storage_real[@]}")
+  for ((i = 0; i < count; i++)); do
+    [[ -w "${targets[i]}" ]] || die "storage folder ${edms_storage_dirs[i]} is not writable by uid $(id -u): mount it read-write for the restore"
   done
 }
 

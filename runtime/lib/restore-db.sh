@@ -51,7 +51,7 @@ SQL
 # while pg_restore does the rest (pg_restore gives one table one COPY).
 load_database() {
   local dump=$1
-  local restore=(pg_restore --no-owner --exit-on-error --dbname="$staging_db")
+  local restore=(pg_restore --no-owner --exit-on-error --dbname="$(conninfo_dbname "$staging_db")")
   [[ -n "${streamed_id:-}" ]] || exec "${restore[@]}" --jobs="$edms_jobs" "$dump"
   local file="$dump/$streamed_id.dat" pids=()
   trap 'kill "${pids[@]}" 2>/dev/null; exit 143' TERM
@@ -169,15 +169,16 @@ finish_database_staging() {
 # received: only a table whose statistics do not show the manifest's number is counted.
 # (Planner statistics are left to autovacuum, which analyzes the loaded tables by itself.)
 check_restored_rows() {
-  local mismatch counts line
+  local mismatch counts line key=$EDMS_TABLE_KEY_LEGACY
+  [[ "$(kv_get "$backup/meta/info" table_keys || true)" != quoted ]] || key=$EDMS_TABLE_KEY
   counts=$(PGDATABASE=$staging_db psql_run -v expected="$(<"$backup/meta/tables.json")" <<SQL
 CREATE TEMP TABLE edms_loaded AS
-SELECT n.nspname || '.' || c.relname AS t,
+SELECT $key AS t,
        CASE WHEN pg_stat_get_tuples_updated(c.oid) = 0 AND pg_stat_get_tuples_deleted(c.oid) = 0
             THEN pg_stat_get_tuples_inserted(c.oid) END AS n
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE $EDMS_COUNTED_TABLES;
-$(count_tables_sql "n.nspname || '.' || c.relname IN (SELECT l.t FROM edms_loaded l WHERE l.n IS DISTINCT FROM (:'expected'::json ->> l.t)::bigint)")
+$(count_tables_sql "$key IN (SELECT l.t FROM edms_loaded l WHERE l.n IS DISTINCT FROM (:'expected'::json ->> l.t)::bigint)" "$key")
 CREATE TEMP VIEW edms_restored AS SELECT l.t, coalesce(k.n, l.n) AS n FROM edms_loaded l LEFT JOIN edms_counts k USING (t);
 SELECT 'differs' || E'\t' || coalesce(e.key, c.t) || ': backup ' || coalesce(e.value, 'none') || ', restored ' || coalesce(c.n::text, 'none')
   FROM json_each_text(:'expected'::json) e FULL JOIN edms_restored c ON c.t = e.key

@@ -12,6 +12,23 @@ verify_backup() {
   fi
 }
 
+# report_torn ID: names the files backup ID recorded as written while it copied them:
+# whole as stored, but perhaps not as the application wrote them.
+report_torn() {
+  local dir="$edms_dir/$1" i count n name names="" total=0
+  count=$(kv_get "$dir/meta/info" storage_count || echo 0)
+  for ((i = 1; i <= count; i++)); do
+    n=$(kv_get "$dir/meta/info" "storage_${i}_torn" || echo 0)
+    ((n > 0)) || continue
+    total=$((total + n))
+    while IFS= read -r -d '' name; do
+      ((${#names} < 400)) && names+="${names:+, }storage-$i/$name"
+    done <"$dir/meta/storage-$i.torn"
+  done
+  ((total == 0)) ||
+    say "warning: backup $1 holds $total file(s) written while it copied them, recorded as torn (may be incomplete): ${names//[[:cntrl:]]/?}; take them from a later backup"
+}
+
 # check_layout DIR PROBLEM: the backup folder DIR is whole in its shape: SHA256SUMS lists
 # every file, the dump's table of contents and the config archive read back, each storage
 # copy holds the entries recorded in meta/info. Dies with "PROBLEM: <what>" otherwise.

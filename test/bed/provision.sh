@@ -3,7 +3,8 @@
 #
 # Makes this machine ready for the test suites, doing only what is missing (with
 # --packages-only just the packages, for the suites that need no Docker):
-# - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2;
+# - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2,
+#   and the off-site tests' restic, curl, OpenSSH's server and OpenStack Swift (with memcached);
 # - a Docker daemon (started in the background when none answers);
 # - the test image edms-test/postgres:15 (built with test/bed/build-image.sh).
 # Idempotent; `.ci/run` and the e2e suite's global setup both call it.
@@ -20,6 +21,11 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v pigz >/dev/null || missing+=(pigz)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v restic >/dev/null || missing+=(restic)
+command -v curl >/dev/null || missing+=(curl)
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server openssh-client)
+command -v swift-proxy-server >/dev/null || missing+=(swift-proxy swift-account swift-container swift-object python3-swift)
+command -v memcached >/dev/null || missing+=(memcached)
 if ((${#missing[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "provision: missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root" >&2

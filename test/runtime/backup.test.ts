@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -91,7 +92,8 @@ describe("backup", () => {
       "public.documents_document": 200,
       "public.audit_audittrail": 1000,
       "public.django_session": 1,
-      "public.Odd \"Table\"\twith tab": 2,
+      // Quoted where needed, so that no two tables share a key.
+      'public."Odd ""Table""\twith tab"': 2,
       "reports.summary": 4,
     });
     expect(manifest.database.serverVersion).toMatch(/^15\./);
@@ -277,6 +279,40 @@ describe("backup refusals and atomicity", () => {
         fs.rmdirSync(mount);
       }
     });
+  });
+
+  it("backup folder filling up at any point of a backup: one line naming it, nothing half-made, older backups whole", { timeout: 120_000 }, async () => {
+    const mount = fs.mkdtempSync(path.join(os.tmpdir(), "edms-fill-"));
+    const storage = fs.mkdtempSync(path.join(os.tmpdir(), "edms-fill-storage-"));
+    await mustRun("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mount]);
+    try {
+      for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(storage, `doc-${i}.pdf`), `document ${i}\n`.repeat(100));
+      const env = { EDMS_BACKUP_DIR: mount, EDMS_BACKUP_STORAGE_DIRS: storage, EDMS_BACKUP_CONFIG_PATHS: "" };
+      const first = await world.backup(env);
+      fs.writeFileSync(path.join(storage, "big.bin"), crypto.randomBytes(1536 * 1024));
+      let full = 0;
+      for (const freeKiB of [1100, 1300, 1500, 1700, 1800, 1900, 2100]) {
+        fs.rmSync(path.join(mount, "filler"), { force: true });
+        const free = Number((await mustRun("df", ["-P", "-B1", mount])).split("\n")[1].split(/\s+/)[3]);
+        fs.writeFileSync(path.join(mount, "filler"), Buffer.alloc(Math.max(0, free - freeKiB * 1024)));
+        const before = listDir(mount).filter((n) => /^\d{8}_\d{6}$/.test(n));
+        const result = await world.edms(["backup"], { env });
+        const where = `${freeKiB} KiB free: ${result.stderr}`;
+        expect(listDir(mount).filter((n) => n.startsWith(".tmp")), where).toEqual([]);
+        if (result.code === 0) continue;
+        full++;
+        expect(result.stderr.trim().split("\n"), where).toEqual([expect.stringMatching(/^edms-backup backup: backup folder .* is full.*older backups are untouched/)]);
+        expect(fs.readFileSync(path.join(mount, ".status"), "utf8"), where).toMatch(/last_failure_message=backup folder .* is full/);
+        expect(listDir(mount).filter((n) => /^\d{8}_\d{6}$/.test(n)), where).toEqual(before);
+      }
+      expect(full).toBeGreaterThanOrEqual(4);
+      fs.rmSync(path.join(mount, "filler"), { force: true });
+      expect((await world.edms(["verify", first], { env })).code).toBe(0);
+    } finally {
+      await run("umount", [mount]);
+      fs.rmdirSync(mount);
+      fs.rmSync(storage, { recursive: true, force: true });
+    }
   });
 
   describe("atomicity", () => {

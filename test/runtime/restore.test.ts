@@ -419,7 +419,7 @@ describe("a refused restore changes nothing", () => {
 
   it("when the storage folders do not match the backup's, or one is /", async () => {
     await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: world.storage[0] } }), /holds 2 storage folder\(s\) but EDMS_BACKUP_STORAGE_DIRS names 1/);
-    await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: `${world.storage[0]}:/` } }), /refusing to restore over \//);
+    await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: `${world.storage[0]}:/` } }), /storage folder \/ is \/ \(EDMS_BACKUP_STORAGE_DIRS item 2\): name the storage folder itself/);
   });
 
   it("with an unknown TOAST compression method", async () => {

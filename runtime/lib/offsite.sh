@@ -1,0 +1,196 @@
+# shellcheck shell=bash
+# Off-site copies with restic: each complete backup folder becomes one restic snapshot
+# (encrypted, deduplicated, compressed by restic), tagged edms-backup, stack=STACK, id=ID
+# and bytes=SIZE, with host edms-STACK and the id's time, so that GFS retention counts
+# backups by their time and a new VM finds them by stack, whatever its hostname.
+#
+# restic reads its own variables (RESTIC_REPOSITORY, RESTIC_PASSWORD or
+# RESTIC_PASSWORD_FILE, AWS_*, ...). Besides: RESTIC_CACERT (restic 0.14 has only the
+# --cacert flag), EDMS_BACKUP_OFFSITE_SSH_KEY and EDMS_BACKUP_OFFSITE_KNOWN_HOSTS (sftp:
+# that key, and only those host keys), EDMS_BACKUP_STACK (default "edms").
+#
+# The repository's id is remembered in EDMS_BACKUP_DIR/.offsite once used: a repository
+# that is then missing (an unmounted disk, another bucket or prefix) is an error, never
+# initialised anew. EDMS_BACKUP_DIR/.offsite-ids caches which backups are off-site (for
+# list); .offsite-cache is restic's cache.
+#
+# Reads: edms_dir
+# Sets:  offsite_stack offsite_host offsite_ids (offsite_setup, offsite_index)
+
+offsite_enabled() {
+  [[ -n "${RESTIC_REPOSITORY:-}" ]]
+}
+
+offsite_setup() {
+  offsite_stack=${EDMS_BACKUP_STACK:-edms}
+  [[ "$offsite_stack" =~ ^[A-Za-z0-9._-]+$ ]] ||
+    die "EDMS_BACKUP_STACK='$offsite_stack' may hold only letters, digits, '.', '_' and '-': set it to the stack's name"
+  offsite_host="edms-$offsite_stack"
+  command -v restic >/dev/null || die "RESTIC_REPOSITORY is set but restic is not installed: use the scheduler image with restic (README, \"Off-site copies\")"
+  [[ -n "${RESTIC_PASSWORD:-}" || -n "${RESTIC_PASSWORD_FILE:-}" || -n "${RESTIC_PASSWORD_COMMAND:-}" ]] ||
+    die "RESTIC_REPOSITORY is set but no RESTIC_PASSWORD or RESTIC_PASSWORD_FILE: set the repository's password (stack config offsitePassword, a secret)"
+  if [[ -n "${RESTIC_CACERT:-}" && ! -r "$RESTIC_CACERT" ]]; then
+    die "RESTIC_CACERT=$RESTIC_CACERT cannot be read: point it at the PEM file of the CA that signed the repository server's certificate"
+  fi
+  local file
+  for file in EDMS_BACKUP_OFFSITE_SSH_KEY EDMS_BACKUP_OFFSITE_KNOWN_HOSTS; do
+    [[ -z "${!file:-}" || -r "${!file}" ]] || die "$file=${!file} cannot be read: point it at a file readable by uid $(id -u)"
+  done
+}
+
+# restic_run ARG...: restic with the CA, the cache in the backup folder and, for sftp:, an
+# ssh that uses only the configured key and known_hosts (runtime/share/offsite-ssh).
+restic_run() {
+  local -a global=(--cache-dir "$edms_dir/.offsite-cache")
+  [[ -z "${RESTIC_CACERT:-}" ]] || global+=(--cacert "$RESTIC_CACERT")
+  PATH="$EDMS_BACKUP_ROOT/share/offsite-ssh:$PATH" restic "${global[@]}" "$@"
+}
+
+# offsite_where: the repository as it may be shown (user and password of a URL cut).
+offsite_where() {
+  printf '%s' "$RESTIC_REPOSITORY" | sed -E 's#(://)[^/@]*@#\1#'
+}
+
+# offsite_problem STDERR: one line naming the cause of a failed restic call and the fix.
+offsite_problem() {
+  local err=$1 where
+  where=$(offsite_where)
+  case "$err" in
+    *"wrong password or no key found"*)
+      printf 'wrong password for the off-site repository %s: set RESTIC_PASSWORD (stack config offsitePassword) to the password it was created with' "$where" ;;
+    *"Host key verification failed"* | *"REMOTE HOST IDENTIFICATION HAS CHANGED"*)
+      printf "the off-site server's host key is not the one in EDMS_BACKUP_OFFSITE_KNOWN_HOSTS (%s): check that it is the right server, then update known_hosts" "$where" ;;
+    *"Permission denied (publickey"* | *"Access Denied"* | *"AccessDenied"* | *"InvalidAccessKeyId"* | *"SignatureDoesNotMatch"* | *"401 Unauthorized"* | *"403 Forbidden"*)
+      printf 'the off-site repository %s refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the SSH key (stack config offsiteEnv)' "$where" ;;
+    *"connection refused"* | *"Connection refused"* | *"no such host"* | *"i/o timeout"* | *"network is unreachable"* | *"Connection timed out"* | *"Could not resolve"* | *"connection reset"*)
+      printf 'the off-site repository %s is unreachable (%s): check the server, the network and RESTIC_REPOSITORY' "$where" "$(restic_error_line "$err")" ;;
+    *"x509:"* | *"certificate"*)
+      printf 'TLS to the off-site repository %s failed (%s): set RESTIC_CACERT to the CA of its certificate' "$where" "$(restic_error_line "$err")" ;;
+    *)
+      printf 'off-site repository %s: %s' "$where" "$(restic_error_line "$err")" ;;
+  esac
+}
+
+# restic_error_line STDERR: restic's first "Fatal:" line, or the first line.
+restic_error_line() {
+  local line
+  while IFS= read -r line; do
+    [[ "$line" == Fatal:* ]] && { printf '%s' "${line#Fatal: }"; return; }
+  done <<<"$1"
+  first_error_line "$1"
+}
+
+# offsite_missing STDERR: whether restic found no repository there (as opposed to failing
+# to reach it).
+offsite_missing() {
+  case "$1" in
+    *"Is there a repository at the following location?"*)
+      [[ "$1" == *"does not exist"* || "$1" == *"NoSuchKey"* || "$1" == *"NoSuchBucket"* || "$1" == *"no such file or directory"* ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+# offsite_open: the repository is reachable, opens with the password, and is the one this
+# backup folder's backups went to; initialised only when none was ever used. Dies naming
+# the cause otherwise.
+offsite_open() {
+  local out remembered id
+  remembered=$(kv_get "$edms_dir/.offsite" repository_id 2>/dev/null || true)
+  if ! out=$(restic_run cat config 2>&1); then
+    offsite_missing "$out" || die "$(offsite_problem "$out")"
+    if [[ -n "$remembered" ]]; then
+      die "the off-site repository $(offsite_where) is missing, but this stack's backups went to repository ${remembered:0:8} there: mount the disk or fix RESTIC_REPOSITORY (bucket, prefix); to start a new repository on purpose, delete $edms_dir/.offsite"
+    fi
+    say "initialising the off-site repository $(offsite_where)"
+    out=$(restic_run init 2>&1) || die "$(offsite_problem "$out")"
+    out=$(restic_run cat config 2>&1) || die "$(offsite_problem "$out")"
+  fi
+  [[ "$out" =~ \"id\":\ *\"([0-9a-f]{64})\" ]] || die "off-site repository $(offsite_where): cannot read its id from restic cat config"
+  id=${BASH_REMATCH[1]}
+  if [[ -n "$remembered" && "$remembered" != "$id" ]]; then
+    die "the off-site repository $(offsite_where) is ${id:0:8}, not ${remembered:0:8} where this stack's backups went: fix RESTIC_REPOSITORY; to switch repositories on purpose, delete $edms_dir/.offsite"
+  fi
+  [[ -n "$remembered" ]] || kv_set "$edms_dir/.offsite" repository_id "$id" repository "$(offsite_where)"
+}
+
+# offsite_index: this stack's off-site backups, "ID SNAPSHOT BYTES" lines sorted by id,
+# into offsite_ids (and the cache list reads).
+offsite_index() {
+  local json out tags snap bid bytes re='"tags":\[([^]]*)\](,"original":"[0-9a-f]+")?,"id":"([0-9a-f]{64})"'
+  json=$(restic_run snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack" 2>&1) ||
+    die "$(offsite_problem "$json")"
+  out=""
+  while [[ "$json" =~ $re ]]; do
+    tags=${BASH_REMATCH[1]} snap=${BASH_REMATCH[3]}
+    json=${json#*"${BASH_REMATCH[0]}"}
+    [[ "$tags" =~ \"id=([0-9]{8}_[0-9]{6})\" ]] || continue
+    bid=${BASH_REMATCH[1]} bytes=0
+    [[ "$tags" =~ \"bytes=([0-9]+)\" ]] && bytes=${BASH_REMATCH[1]}
+    out+="$bid $snap $bytes"$'\n'
+  done
+  offsite_ids=$(sort -u <<<"${out%$'\n'}" | sed '/^$/d')
+  printf '%s\n' "$offsite_ids" >"$edms_dir/.offsite-ids.$$" && mv -f -- "$edms_dir/.offsite-ids.$$" "$edms_dir/.offsite-ids"
+}
+
+# offsite_snapshot ID: the snapshot holding backup ID, from offsite_ids; fails when none.
+offsite_snapshot() {
+  local bid snap bytes
+  while read -r bid snap bytes; do
+    [[ "$bid" == "$1" ]] && { printf '%s\n' "$snap"; return 0; }
+  done <<<"$offsite_ids"
+  return 1
+}
+
+# offsite_push ID: backup ID copied off-site (restic reads only what changed since the
+# last backup copied: its unchanged files are hard links, same inode and mtime).
+offsite_push() {
+  local id=$1 parent bytes out when
+  parent=$(tail -n 1 <<<"$offsite_ids" | cut -d' ' -f2)
+  bytes=$(du -sb -- "$edms_dir/$id" | cut -f1)
+  when="${id:0:4}-${id:4:2}-${id:6:2} ${id:9:2}:${id:11:2}:${id:13:2}"
+  say "copying backup $id off-site to $(offsite_where)"
+  if ! out=$(cd "$edms_dir/$id" && TZ=UTC restic_run backup . --quiet --json --host "$offsite_host" --time "$when" \
+    --tag edms-backup --tag "stack=$offsite_stack" --tag "id=$id" --tag "bytes=$bytes" \
+    --ignore-ctime ${parent:+--parent "$parent"} 2>&1) ||
+    [[ ! "$out" =~ \"snapshot_id\":\"([0-9a-f]+)\" ]]; then
+    die "off-site copy of backup $id failed: $(offsite_problem "$out"); the local backup is complete, and the next backup copies it again"
+  fi
+  offsite_ids+="${offsite_ids:+$'\n'}$id ${BASH_REMATCH[1]} $bytes"
+  [[ "$out" =~ \"data_added\":([0-9]+) ]] && say "backup $id is off-site: $(human_bytes "${BASH_REMATCH[1]}") added to the repository"
+  return 0
+}
+
+# offsite_catch_up: every local backup not yet off-site copied, oldest first.
+offsite_catch_up() {
+  local id
+  offsite_open
+  offsite_index
+  while read -r id; do
+    [[ -n "$id" ]] || continue
+    offsite_snapshot "$id" >/dev/null || offsite_push "$id"
+  done < <(backup_ids | sort)
+  offsite_index
+  status_set offsite_last_success_time "$(now_utc)"
+}
+
+# offsite_pull ID: backup ID from the repository into EDMS_BACKUP_DIR, built in .tmp-ID
+# (removed by the next run if this one dies), checked against its SHA256SUMS, renamed
+# into place. Call with the lock held.
+offsite_pull() {
+  local id=$1 snap out tmp="$edms_dir/.tmp-$1"
+  offsite_open
+  offsite_index
+  snap=$(offsite_snapshot "$id") ||
+    die "backup $id is neither in $edms_dir nor in the off-site repository $(offsite_where): run 'edms-backup offsite list' for the ids there"
+  rm -rf -- "$tmp"
+  mkdir -m 0700 -- "$tmp"
+  say "pulling backup $id from the off-site repository $(offsite_where)"
+  if ! out=$(restic_run restore "$snap" --target "$tmp" 2>&1); then
+    rm -rf -- "$tmp"
+    die "pulling backup $id failed: $(offsite_problem "$out"); nothing was kept"
+  fi
+  # shellcheck source=SCRIPTDIR/verify.sh
+  source "$EDMS_BACKUP_ROOT/lib/verify.sh"
+  (verify_backup ".tmp-$id") || { rm -rf -- "$tmp"; die "backup $id pulled from off-site does not match its SHA256SUMS (see above): nothing was kept; run 'edms-backup offsite check --read-data'"; }
+  mv -- "$tmp" "$edms_dir/$id"
+}

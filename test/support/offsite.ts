@@ -1,0 +1,48 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { freePort } from "./pg";
+import { mustRun, repoRoot, run } from "./run";
+
+/** An off-site store the tests start: its folder, what restic needs to reach it, and stop. */
+export interface Store {
+  dir: string;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+function parseEnv(out: string): Record<string, string> {
+  return Object.fromEntries(out.trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+}
+
+/** OpenStack Swift with s3api over TLS (test/bed/swift.sh): S3_ENDPOINT, AWS_*, RESTIC_CACERT. */
+export async function startSwift(): Promise<Store> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-swift-"));
+  const script = path.join(repoRoot, "test/bed/swift.sh");
+  // The proxy's port and the next four (the servers and memcached).
+  const port = 20000 + ((await freePort()) % 40000);
+  const env = parseEnv(await mustRun(script, ["start", dir, String(port)]));
+  return {
+    dir,
+    env,
+    stop: async () => {
+      await run(script, ["stop", dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** OpenSSH's sftp on loopback (test/bed/sshd.sh): SFTP_BASE, EDMS_BACKUP_OFFSITE_SSH_KEY and _KNOWN_HOSTS. */
+export async function startSshd(): Promise<Store> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-sshd-"));
+  const script = path.join(repoRoot, "test/bed/sshd.sh");
+  const env = parseEnv(await mustRun(script, ["start", dir, String(await freePort())]));
+  return {
+    dir,
+    env,
+    stop: async () => {
+      await run(script, ["stop", dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
