@@ -53,9 +53,12 @@ export class BackupScheduler extends pulumi.ComponentResource {
         restart: "unless-stopped",
         healthcheck: {
           tests: ["CMD", `${runtimeMount}/edms-backup`, "status"],
-          interval: "60s",
+          // Written as the provider reads them back (Go's time.Duration String, in
+          // kreuzwerker/terraform-provider-docker resource_docker_container_funcs.go):
+          // "60s" would come back "1m0s" and show a diff on every up after a refresh.
+          interval: "1m0s",
           timeout: "30s",
-          startPeriod: "120s",
+          startPeriod: "2m0s",
           retries: 2,
         },
         labels: toLabels(args.labels),

@@ -7,8 +7,10 @@
 # 2. stops the running containers of EDMS_RESTORE_APP_CONTAINERS;
 # 3. runs `edms-backup restore ID --yes [--with-config]` in a one-off container of
 #    EDMS_RESTORE_IMAGE with the runtime copied in, the backup volume and the storage
-#    volumes mounted read-write, and the runtime's environment (PG*, EDMS_BACKUP_*,
-#    EDMS_SECRET_*) passed by name, never on a command line;
+#    volumes mounted read-write, and the runtime's environment (the variables named in
+#    EDMS_RESTORE_PASS_VARS: PG*, EDMS_BACKUP_*, EDMS_SECRET_*, RESTIC_* and the off-site
+#    backend's) passed by name, never on a command line; a backup that is not in the
+#    volume but off-site is pulled from there by the runtime;
 # 4. starts the stopped containers again, whether the restore worked or not.
 # Exits non-zero with the runtime's message when the restore fails.
 set -euo pipefail
@@ -124,11 +126,12 @@ for folder in "${config_folders[@]}"; do
     mounted[$folder]=1
   fi
 done
-while IFS= read -r var; do
-  case "$var" in
-    PG* | EDMS_BACKUP_* | EDMS_SECRET_* | TZ) args+=(-e "$var") ;;
-  esac
-done < <(compgen -e)
+# Exactly the runtime's variables, named by the stack (EDMS_RESTORE_PASS_VARS): nothing of
+# the operator's own shell (a PGSSLMODE, an AWS_PROFILE) reaches the restore.
+read -r -a pass_vars <<<"${EDMS_RESTORE_PASS_VARS:?EDMS_RESTORE_PASS_VARS is not set}"
+for var in "${pass_vars[@]}"; do
+  args+=(-e "$var")
+done
 args+=("$image" /opt/edms-backup/edms-backup restore "$id" --yes)
 if [[ "${EDMS_RESTORE_WITH_CONFIG:-false}" == true ]]; then
   args+=(--with-config)

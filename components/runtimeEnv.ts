@@ -14,7 +14,7 @@ export const mounts = {
  * for the scheduled backups and the restore. Secret, because it holds the passwords.
  */
 export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, string>> {
-  return pulumi.all([settings.dbPassword, settings.appSecrets]).apply(([password, secrets]) => {
+  return pulumi.all([settings.dbPassword, settings.appSecrets, settings.offsiteSecrets]).apply(([password, secrets, offsite]) => {
     const env: Record<string, string> = {
       PGHOST: settings.database.host,
       PGPORT: String(settings.database.port),
@@ -31,6 +31,16 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
       TZ: settings.timezone,
     };
     if (settings.appEnvFile) env.EDMS_BACKUP_APP_ENV_FILE = settings.appEnvFile;
+    if (settings.offsite) {
+      Object.assign(env, offsite, {
+        RESTIC_REPOSITORY: settings.offsite.repository,
+        EDMS_BACKUP_STACK: settings.stack,
+        EDMS_BACKUP_OFFSITE_KEEP_DAILY: String(settings.offsite.keepDaily),
+        EDMS_BACKUP_OFFSITE_KEEP_WEEKLY: String(settings.offsite.keepWeekly),
+        EDMS_BACKUP_OFFSITE_KEEP_MONTHLY: String(settings.offsite.keepMonthly),
+        EDMS_BACKUP_OFFSITE_CHECK_SCHEDULE: settings.offsite.checkSchedule,
+      });
+    }
     for (const [name, value] of Object.entries(secrets)) env[`EDMS_SECRET_${name}`] = value;
     return env;
   });

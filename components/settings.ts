@@ -30,7 +30,17 @@ const examples: Record<string, string> = {
   appEnvFile: "pulumi config set edms-backup:appEnvFile /srv/edms/.env",
   backupVolume: "pulumi config set edms-backup:backupVolume edms-backups",
   protectBackups: "pulumi config set edms-backup:protectBackups true",
+  offsite: "pulumi config set --path 'edms-backup:offsite.repository' s3:https://s3.example.org/bucket/edms-prod",
+  offsitePassword: "pulumi config set --secret edms-backup:offsitePassword <the restic repository's password>",
+  offsiteEnv: "pulumi config set --secret --path 'edms-backup:offsiteEnv.AWS_ACCESS_KEY_ID' <key id>",
 };
+
+/**
+ * A boolean as Pulumi delivers it: top-level config values are strings ("false"), values
+ * set with --path inside an object are JSON (false). z.coerce.boolean would read "false"
+ * as true.
+ */
+const booleanSetting = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], { error: "must be true or false" });
 
 const absolutePath = z.string().refine((p) => path.posix.isAbsolute(p) && p !== "/", {
   error: "must be an absolute host path other than /",
@@ -38,13 +48,31 @@ const absolutePath = z.string().refine((p) => path.posix.isAbsolute(p) && p !== 
 
 const restoreSchema = z.strictObject({
   backupId: z.string().regex(backupIdPattern, { error: "must be a backup id, YYYYMMDD_HHMMSS (UTC), as `edms-backup list` prints it" }),
-  confirm: z.literal(true, { error: "must be true: a restore replaces the database and the storage, so it is only declared when confirmed" }),
-  withConfig: z.boolean().default(false),
-  requestId: z.string().min(1).optional(),
+  confirm: z.union([z.literal(true), z.literal("true").transform(() => true as const)], {
+    error: "must be true: a restore replaces the database and the storage, so it is only declared when confirmed",
+  }),
+  withConfig: booleanSetting.default(false),
+  // `pulumi config set --path ...requestId 2` stores the number 2.
+  requestId: z.union([z.string().min(1), z.number().transform(String)]).optional(),
   fromHost: z.string().regex(dockerHostPattern, { error: "must be the old Docker host, unix://… or ssh://user@host" }).optional(),
+  /** The backup comes from the off-site repository (a new VM, the old one gone). */
+  fromOffsite: booleanSetting.default(false),
   /** Secrets whose mismatch with the backup's may proceed (ENCRYPTION_KEY refuses otherwise). */
   allowSecretMismatch: z.array(z.string().regex(secretNamePattern)).default([]),
 });
+
+/** Off-site copies with restic (runtime/lib/offsite.sh): where, and GFS retention there. */
+const offsiteSchema = z.strictObject({
+  repository: z.string().regex(/^(s3|sftp|rest|b2|azure|gs|swift|rclone):\S+$/, {
+    error: "must be a restic repository: s3:https://host/bucket/prefix, sftp:user@host:/path, rest:https://…, b2:…, azure:…, gs:…, swift:…, rclone:…",
+  }),
+  keepDaily: z.coerce.number().int().min(0).default(7),
+  keepWeekly: z.coerce.number().int().min(0).default(4),
+  keepMonthly: z.coerce.number().int().min(0).default(12),
+  checkSchedule: z.string().default("0 4 * * 0"),
+});
+
+const envName = /^[A-Z_][A-Z0-9_]*$/;
 
 const settingsSchema = z.strictObject({
   dockerHost: z.string({ error: "is required" }).regex(dockerHostPattern, { error: "must be unix:///var/run/docker.sock, ssh://user@host or tcp://host:port" }),
@@ -71,25 +99,38 @@ const settingsSchema = z.strictObject({
   appSecrets: z.record(z.string().regex(secretNamePattern, { error: "secret names are letters, digits and _" }), z.string()).default({}),
   appEnvFile: absolutePath.optional(),
   backupVolume: z.string().min(1).optional(),
-  protectBackups: z.coerce.boolean().optional(),
+  protectBackups: booleanSetting.optional(),
+  offsite: offsiteSchema.optional(),
+  offsitePassword: z.string().min(1, { error: "must not be empty" }).optional(),
+  // The backend's credentials in restic's own variables (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, …).
+  offsiteEnv: z
+    .record(z.string(), z.string())
+    .superRefine((vars, ctx) => {
+      for (const name of Object.keys(vars).filter((n) => !envName.test(n))) {
+        ctx.addIssue({ code: "custom", path: [name], message: "is not an environment variable's name (A-Z, 0-9 and _, as restic reads them: AWS_ACCESS_KEY_ID…)" });
+      }
+    })
+    .default({}),
 });
 
 type Parsed = z.infer<typeof settingsSchema>;
 
 /** Everything the program needs from the stack config, checked, with secrets as secret Outputs. */
-export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets"> {
+export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv"> {
   stack: string;
   project: string;
   dbPassword: pulumi.Output<string>;
   appSecrets: pulumi.Output<Record<string, string>>;
   appSecretNames: string[];
+  /** RESTIC_PASSWORD and the backend's variables, when offsite is set; secret. */
+  offsiteSecrets: pulumi.Output<Record<string, string>>;
   backupVolumeName: string;
   containerName: string;
   protectBackups: boolean;
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
-const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets"]);
+const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv"]);
 
 /**
  * Reads the stack config once and checks all of it. Throws one error that names every
@@ -131,15 +172,25 @@ export function loadSettings(
     }
   }
   if (result.success) problems.push(...checkSchedule(result.data.schedule, result.data.timezone));
+  if (result.success && result.data.offsite) {
+    problems.push(...checkSchedule(result.data.offsite.checkSchedule, result.data.timezone, "offsite.checkSchedule"));
+    if (!result.data.offsitePassword) problems.push(problem("offsitePassword", "is required when offsite is set (restic encrypts the copies with it; keep it apart from the VM)"));
+  }
   if (problems.length > 0) {
     throw new pulumi.RunError(`edms-backup: the stack config of ${stack} is not valid:\n  - ${problems.join("\n  - ")}`);
   }
   const parsed = result.data!;
 
-  for (const key of ["dbPassword", "appSecrets"]) {
+  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv"]) {
     if (`${namespace}:${key}` in config && !isSecret(`${namespace}:${key}`)) {
       pulumi.log.warn(`${namespace}:${key} is stored in plain text: set it with --secret (${examples[key]})`);
     }
+  }
+  if (parsed.restore?.fromOffsite && !parsed.offsite) {
+    throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromOffsite needs ${namespace}:offsite (the repository the backups went to): ${examples.offsite}, with the same offsitePassword`);
+  }
+  if (parsed.restore?.fromOffsite && parsed.restore.fromHost) {
+    throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromOffsite and restore.fromHost name two sources: keep one`);
   }
   if (parsed.restore?.fromHost === parsed.dockerHost) {
     throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromHost is the same host as ${namespace}:dockerHost: remove restore.fromHost to restore on this host, or set it to the old host`);
@@ -152,6 +203,7 @@ export function loadSettings(
     dbPassword: pulumi.secret(parsed.dbPassword),
     appSecrets: pulumi.secret(parsed.appSecrets),
     appSecretNames: Object.keys(parsed.appSecrets).sort(),
+    offsiteSecrets: pulumi.secret<Record<string, string>>(parsed.offsite ? { ...parsed.offsiteEnv, RESTIC_PASSWORD: parsed.offsitePassword ?? "" } : {}),
     backupVolumeName: parsed.backupVolume ?? `edms-backups-${stack}`,
     containerName: `edms-backup-${stack}`,
     protectBackups: parsed.protectBackups ?? stack === "prod",
@@ -171,10 +223,10 @@ function problem(key: string, message: string): string {
 }
 
 /** The schedule is checked with cron-parser: five fields, in the stack's time zone. */
-function checkSchedule(schedule: string, timezone: string): string[] {
+function checkSchedule(schedule: string, timezone: string, key = "schedule"): string[] {
   const fields = schedule.trim().split(/\s+/);
   if (fields.length !== 5) {
-    return [problem("schedule", `'${schedule}' has ${fields.length} fields; cron takes 5 (minute hour day-of-month month day-of-week)`)];
+    return [problem(key, `'${schedule}' has ${fields.length} fields; cron takes 5 (minute hour day-of-month month day-of-week)`)];
   }
   try {
     Intl.DateTimeFormat("en-US", { timeZone: timezone });
@@ -184,7 +236,7 @@ function checkSchedule(schedule: string, timezone: string): string[] {
   try {
     CronExpressionParser.parse(schedule, { tz: timezone, strict: false });
   } catch (error) {
-    return [problem("schedule", `'${schedule}' is not a valid cron expression (${(error as Error).message})`)];
+    return [problem(key, `'${schedule}' is not a valid cron expression (${(error as Error).message})`)];
   }
   return [];
 }

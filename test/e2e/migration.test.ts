@@ -160,7 +160,7 @@ describe("restoring on the new VM with other secrets", () => {
       { stack, secretKeys },
     );
     expect(program.error).toBeUndefined();
-    expect(program.resources.find((r) => r.type === types.command)?.inputs.triggers).toEqual([backupId, requestId]);
+    expect(program.resources.find((r) => r.type === types.command)?.inputs.triggers).toEqual([backupId, requestId, b.host, (restore.fromHost as string | undefined) ?? ""]);
     return (await materialise(program)).restore!();
   }
 
@@ -175,7 +175,16 @@ describe("restoring on the new VM with other secrets", () => {
   it("a different ENCRYPTION_KEY is refused before anything changes, naming the secret", async () => {
     await b.psql(names.db, "UPDATE users_user SET email = 'changed again@b'");
     const before = await dbFingerprint(pg(b), "edms");
-    const result = await restoreOnB("other-encryption-key", { ...secrets, ENCRYPTION_KEY: "files-key-2" });
+    // The operator's shell holds what would bypass the refusal or break the connection:
+    // pulumi-command hands the restore script its whole environment.
+    const polluted = { EDMS_BACKUP_ALLOW_SECRET_MISMATCH: "ENCRYPTION_KEY", PGSSLMODE: "require", EDMS_SECRET_ENCRYPTION_KEY: "files-key-1" };
+    Object.assign(process.env, polluted);
+    let result: Awaited<ReturnType<typeof restoreOnB>>;
+    try {
+      result = await restoreOnB("other-encryption-key", { ...secrets, ENCRYPTION_KEY: "files-key-2" });
+    } finally {
+      for (const key of Object.keys(polluted)) delete process.env[key];
+    }
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/secret ENCRYPTION_KEY differs from the one backup \d{8}_\d{6} was taken with: files and fields encrypted with the old key will not decrypt/);
     expect(await dbFingerprint(pg(b), "edms")).toEqual(before);

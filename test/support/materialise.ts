@@ -118,7 +118,9 @@ async function createContainer(host: DockerHost, r: Declared): Promise<void> {
 async function runCommand(r: Declared): Promise<RunResult> {
   const [interpreter, ...flags] = (r.inputs.interpreter as string[]) ?? ["/bin/sh", "-c"];
   return run(interpreter, [...flags, r.inputs.create], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...(r.inputs.environment as Record<string, string>) },
+    // As pulumi-command runs it: the operator's whole environment, then the declared one
+    // (provider/pkg/provider/local/commandOutputs.go: cmd.Env = os.Environ(), then appends).
+    env: { ...(process.env as Record<string, string>), ...(r.inputs.environment as Record<string, string>) },
   });
 }
 

@@ -15,7 +15,7 @@ export interface Declared {
   secretInputs: string[];
   /** The provider reference ("urn::id") of a custom resource. */
   provider?: string;
-  options: { protect: boolean; retainOnDelete: boolean; deleteBeforeReplace: boolean; dependencies: string[] };
+  options: { protect: boolean; retainOnDelete: boolean; deleteBeforeReplace: boolean; dependencies: string[]; additionalSecretOutputs: string[] };
 }
 
 export interface ProgramRun {
@@ -46,7 +46,7 @@ export async function runProgram(config: Record<string, string>, options: { stac
   vi.resetModules();
   const pulumi = await import("@pulumi/pulumi");
   const mocksModule = (await import("@pulumi/pulumi/runtime/mocks")) as any;
-  const requests = new Map<string, { protect: boolean; retainOnDelete: boolean; deleteBeforeReplace: boolean; dependencies: string[] }>();
+  const requests = new Map<string, { protect: boolean; retainOnDelete: boolean; deleteBeforeReplace: boolean; dependencies: string[]; additionalSecretOutputs: string[] }>();
   const proto = mocksModule.MockMonitor.prototype;
   if (!proto.__edmsWrapped) {
     const original = proto.registerResource;
@@ -56,6 +56,7 @@ export async function runProgram(config: Record<string, string>, options: { stac
         retainOnDelete: req.getRetainondelete(),
         deleteBeforeReplace: req.getDeletebeforereplace(),
         dependencies: req.getDependenciesList(),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
       });
       return original.call(this, req, callback);
     };
@@ -103,7 +104,7 @@ export async function runProgram(config: Record<string, string>, options: { stac
     await new Promise((r) => setTimeout(r, 50));
   }
   for (const r of resources) {
-    r.options = requests.get(`${r.type}::${r.name}`) ?? { protect: false, retainOnDelete: false, deleteBeforeReplace: false, dependencies: [] };
+    r.options = requests.get(`${r.type}::${r.name}`) ?? { protect: false, retainOnDelete: false, deleteBeforeReplace: false, dependencies: [], additionalSecretOutputs: [] };
   }
   return { resources, outputs, error, module, pulumi };
 }

@@ -42,6 +42,9 @@ describe.each(["dev", "staging", "prod"])("stack %s", (stack) => {
     expect(container.secretInputs).toContain("envs");
     expect(container.inputs.restart).toBe("unless-stopped");
     expect(container.inputs.healthcheck.tests).toEqual(["CMD", "/opt/edms-backup/edms-backup", "status"]);
+    for (const key of ["interval", "timeout", "startPeriod"]) {
+      expect(container.inputs.healthcheck[key]).toBe(goDuration(container.inputs.healthcheck[key]));
+    }
     expect(container.inputs.labels).toContainEqual({ label: "edms-backup.stack", value: stack });
     expect(container.inputs.networksAdvanced).toEqual([{ name: config["edms-backup:network"] }]);
 
@@ -123,10 +126,11 @@ describe("restore", () => {
     const run = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, withConfig: true }), { stack: "staging", secretKeys });
     expect(run.error).toBeUndefined();
     const cmd = only(run, types.command);
-    expect(cmd.inputs.triggers).toEqual(["20260104_020000", ""]);
+    expect(cmd.inputs.triggers).toEqual(["20260104_020000", "", "ssh://deploy@edms-staging.internal", ""]);
     expect(cmd.inputs.create).toBe(fs.readFileSync(path.join(repoRoot, "components", "restore.sh"), "utf8"));
     expect(cmd.inputs.interpreter).toEqual(["/bin/bash", "-c"]);
     expect(cmd.secretInputs).toContain("environment");
+    expect(cmd.options.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
     expect(cmd.inputs.update).toMatch(/already ran/);
     expect(cmd.inputs.environment).toMatchObject({
       DOCKER_HOST: "ssh://deploy@edms-staging.internal",
@@ -137,7 +141,22 @@ describe("restore", () => {
       PGPASSWORD: password,
     });
     const again = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, requestId: "second" }), { stack: "staging", secretKeys });
-    expect(only(again, types.command).inputs.triggers).toEqual(["20260104_020000", "second"]);
+    expect(only(again, types.command).inputs.triggers).toEqual(["20260104_020000", "second", "ssh://deploy@edms-staging.internal", ""]);
+    // The same backupId declared against another host (a new VM) runs there.
+    const moved = await runProgram(
+      restoreConfig({ backupId: "20260104_020000", confirm: true, fromHost: "ssh://deploy@edms-staging.internal" }, { "edms-backup:dockerHost": "ssh://deploy@edms-new.internal" }),
+      { stack: "staging", secretKeys },
+    );
+    expect(only(moved, types.command).inputs.triggers).toEqual(["20260104_020000", "", "ssh://deploy@edms-new.internal", "ssh://deploy@edms-staging.internal"]);
+  });
+
+  // `pulumi config set --path 'edms-backup:restore.requestId' 2` stores a number; the
+  // engine hands the object over as JSON.
+  it("takes values as Pulumi stores them: a numeric requestId, \"true\" strings", async () => {
+    const run = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: "true", withConfig: "false", requestId: 2 }), { stack: "staging", secretKeys });
+    expect(run.error).toBeUndefined();
+    expect(only(run, types.command).inputs.triggers.slice(0, 2)).toEqual(["20260104_020000", "2"]);
+    expect(only(run, types.command).inputs.environment.EDMS_RESTORE_WITH_CONFIG).toBe("false");
   });
 
   it.each([
@@ -149,6 +168,99 @@ describe("restore", () => {
     const run = await runProgram(restoreConfig(restore), { stack: "staging", secretKeys });
     expect(run.error?.message).toMatch(message);
     expect(run.resources).toEqual([]);
+  });
+});
+
+describe("off-site copies in the stack config", () => {
+  const offsite = (extra: Record<string, string> = {}) =>
+    withPassword("prod", {
+      "edms-backup:offsite": JSON.stringify({ repository: "s3:https://s3.example.org/edms-bucket/prod", keepDaily: 10 }),
+      "edms-backup:offsitePassword": "restic pass phrase",
+      "edms-backup:offsiteEnv": JSON.stringify({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY: "s3cr3t-key" }),
+      ...extra,
+    });
+  const offsiteSecretKeys = [...secretKeys, "edms-backup:offsitePassword", "edms-backup:offsiteEnv"];
+
+  it("gives the scheduler restic's variables, secret, with the stack and the retention", async () => {
+    const run = await runProgram(offsite(), { stack: "prod", secretKeys: offsiteSecretKeys });
+    expect(run.error).toBeUndefined();
+    const container = only(run, types.container);
+    expect(container.secretInputs).toContain("envs");
+    expect(envOf(container)).toMatchObject({
+      RESTIC_REPOSITORY: "s3:https://s3.example.org/edms-bucket/prod",
+      RESTIC_PASSWORD: "restic pass phrase",
+      AWS_ACCESS_KEY_ID: "AKIAEXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "s3cr3t-key",
+      EDMS_BACKUP_STACK: "prod",
+      EDMS_BACKUP_OFFSITE_KEEP_DAILY: "10",
+      EDMS_BACKUP_OFFSITE_KEEP_WEEKLY: "4",
+      EDMS_BACKUP_OFFSITE_KEEP_MONTHLY: "12",
+      EDMS_BACKUP_OFFSITE_CHECK_SCHEDULE: "0 4 * * 0",
+    });
+    expect(JSON.stringify(run.outputs)).not.toContain("restic pass phrase");
+    expect(JSON.stringify(run.outputs)).not.toContain("s3cr3t-key");
+  });
+
+  it("without offsite, no restic variable reaches the scheduler", async () => {
+    const run = await runProgram(withPassword("prod"), { stack: "prod", secretKeys });
+    expect(Object.keys(envOf(only(run, types.container))).filter((k) => k.startsWith("RESTIC_") || k.startsWith("AWS_"))).toEqual([]);
+  });
+
+  it.each([
+    [{ "edms-backup:offsitePassword": "" }, /edms-backup:offsitePassword must not be empty/],
+    [{ "edms-backup:offsite": JSON.stringify({ repository: "/mnt/usb" }) }, /edms-backup:offsite\.repository must be a restic repository: s3:https/],
+    [{ "edms-backup:offsite": JSON.stringify({ repository: "sftp:u@h:/r", checkSchedule: "weekly" }) }, /edms-backup:offsite\.checkSchedule 'weekly' has 1 fields/],
+    [{ "edms-backup:offsiteEnv": JSON.stringify({ "aws key": "x" }) }, /edms-backup:offsiteEnv\.aws key is not an environment variable's name/],
+  ])("refuses %j with the key and how to set it", async (extra, message) => {
+    const run = await runProgram(offsite(extra), { stack: "prod", secretKeys: offsiteSecretKeys });
+    expect(run.error?.message).toMatch(message);
+    expect(run.resources).toEqual([]);
+  });
+
+  it("a restore from off-site gets restic's variables by name, and nothing else of the operator's shell", async () => {
+    const restore = JSON.stringify({ backupId: "20260104_020000", confirm: true, fromOffsite: true });
+    const run = await runProgram(offsite({ "edms-backup:restore": restore }), { stack: "prod", secretKeys: offsiteSecretKeys });
+    expect(run.error).toBeUndefined();
+    const env = only(run, types.command).inputs.environment;
+    expect(env.EDMS_RESTORE_FROM_OFFSITE).toBe("true");
+    const passed = env.EDMS_RESTORE_PASS_VARS.split(" ");
+    expect(passed).toEqual(expect.arrayContaining(["PGPASSWORD", "RESTIC_REPOSITORY", "RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "EDMS_BACKUP_STACK"]));
+    expect(passed.filter((v: string) => !(v in env))).toEqual([]);
+    const script = fs.readFileSync(path.join(repoRoot, "components", "restore.sh"), "utf8");
+    expect(script).not.toMatch(/compgen -e/);
+  });
+
+  it("refuses restore.fromOffsite without offsite, or with fromHost", async () => {
+    const restore = (extra: object) => JSON.stringify({ backupId: "20260104_020000", confirm: true, fromOffsite: true, ...extra });
+    const bare = await runProgram(withPassword("prod", { "edms-backup:restore": restore({}) }), { stack: "prod", secretKeys });
+    expect(bare.error?.message).toMatch(/restore\.fromOffsite needs edms-backup:offsite/);
+    const both = await runProgram(offsite({ "edms-backup:restore": restore({ fromHost: "ssh://old" }) }), { stack: "prod", secretKeys: offsiteSecretKeys });
+    expect(both.error?.message).toMatch(/restore\.fromOffsite and restore\.fromHost name two sources/);
+  });
+
+  it("requires the repository's password once offsite is set", async () => {
+    const config = Object.fromEntries(Object.entries(offsite()).filter(([k]) => k !== "edms-backup:offsitePassword"));
+    const run = await runProgram(config, { stack: "prod", secretKeys: offsiteSecretKeys });
+    expect(run.error?.message).toMatch(/edms-backup:offsitePassword is required when offsite is set .*pulumi config set --secret edms-backup:offsitePassword/);
+  });
+});
+
+// Top-level config values reach the program as strings, whatever the YAML says.
+describe("protectBackups as the engine delivers it", () => {
+  it.each([
+    ["prod", "false", false],
+    ["prod", "true", true],
+    ["dev", "true", true],
+    ["dev", "false", false],
+  ])("%s with protectBackups: %s protects the volume: %s", async (stack, value, protect) => {
+    const run = await runProgram(withPassword(stack, { "edms-backup:protectBackups": value }), { stack, secretKeys });
+    expect(run.error).toBeUndefined();
+    expect(only(run, types.volume).options.protect).toBe(protect);
+  });
+
+  it("refuses anything but true or false", async () => {
+    const run = await runProgram(withPassword("dev", { "edms-backup:protectBackups": "no" }), { stack: "dev", secretKeys });
+    expect(run.error?.message).toMatch(/edms-backup:protectBackups must be true or false; set it with: pulumi config set edms-backup:protectBackups true/);
   });
 });
 
@@ -217,3 +329,12 @@ describe("pointing the stack at a new host", () => {
     expect(run.error?.message).toMatch(/restore\.fromHost is the same host as edms-backup:dockerHost/);
   });
 });
+
+/** A duration as Go's time.Duration String() writes it (what the docker provider reads back): 90s -> 1m30s. */
+function goDuration(text: string): string {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+  if (!m) return `not a duration: ${text}`;
+  const total = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+  const [h, min, sec] = [Math.floor(total / 3600), Math.floor((total % 3600) / 60), total % 60];
+  return h > 0 ? `${h}h${min}m${sec}s` : min > 0 ? `${min}m${sec}s` : `${sec}s`;
+}
