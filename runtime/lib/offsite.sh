@@ -16,6 +16,13 @@
 #
 # Reads: edms_dir
 # Sets:  offsite_stack offsite_host offsite_ids (offsite_setup, offsite_index)
+# Reads: offsite_context (backup: what a failure is part of)
+
+# offsite_die MESSAGE: dies with MESSAGE, within offsite_context when a backup set one
+# (its off-site copy failed, the local backup is complete).
+offsite_die() {
+  die "${offsite_context:+$offsite_context: }$*${offsite_context:+; the local backup is complete, and the next backup copies it}"
+}
 
 offsite_enabled() {
   [[ -n "${RESTIC_REPOSITORY:-}" ]]
@@ -24,17 +31,17 @@ offsite_enabled() {
 offsite_setup() {
   offsite_stack=${EDMS_BACKUP_STACK:-edms}
   [[ "$offsite_stack" =~ ^[A-Za-z0-9._-]+$ ]] ||
-    die "EDMS_BACKUP_STACK='$offsite_stack' may hold only letters, digits, '.', '_' and '-': set it to the stack's name"
+    offsite_die "EDMS_BACKUP_STACK='$offsite_stack' may hold only letters, digits, '.', '_' and '-': set it to the stack's name"
   offsite_host="edms-$offsite_stack"
-  command -v restic >/dev/null || die "RESTIC_REPOSITORY is set but restic is not installed: use the scheduler image with restic (README, \"Off-site copies\")"
+  command -v restic >/dev/null || offsite_die "RESTIC_REPOSITORY is set but restic is not installed: use the scheduler image with restic (README, \"Off-site copies\")"
   [[ -n "${RESTIC_PASSWORD:-}" || -n "${RESTIC_PASSWORD_FILE:-}" || -n "${RESTIC_PASSWORD_COMMAND:-}" ]] ||
-    die "RESTIC_REPOSITORY is set but no RESTIC_PASSWORD or RESTIC_PASSWORD_FILE: set the repository's password (stack config offsitePassword, a secret)"
+    offsite_die "RESTIC_REPOSITORY is set but no RESTIC_PASSWORD or RESTIC_PASSWORD_FILE: set the repository's password (stack config offsitePassword, a secret)"
   if [[ -n "${RESTIC_CACERT:-}" && ! -r "$RESTIC_CACERT" ]]; then
-    die "RESTIC_CACERT=$RESTIC_CACERT cannot be read: point it at the PEM file of the CA that signed the repository server's certificate"
+    offsite_die "RESTIC_CACERT=$RESTIC_CACERT cannot be read: point it at the PEM file of the CA that signed the repository server's certificate"
   fi
   local file
   for file in EDMS_BACKUP_OFFSITE_SSH_KEY EDMS_BACKUP_OFFSITE_KNOWN_HOSTS; do
-    [[ -z "${!file:-}" || -r "${!file}" ]] || die "$file=${!file} cannot be read: point it at a file readable by uid $(id -u)"
+    [[ -z "${!file:-}" || -r "${!file}" ]] || offsite_die "$file=${!file} cannot be read: point it at a file readable by uid $(id -u)"
   done
 }
 
@@ -97,18 +104,18 @@ offsite_open() {
   local out remembered id
   remembered=$(kv_get "$edms_dir/.offsite" repository_id 2>/dev/null || true)
   if ! out=$(restic_run cat config 2>&1); then
-    offsite_missing "$out" || die "$(offsite_problem "$out")"
+    offsite_missing "$out" || offsite_die "$(offsite_problem "$out")"
     if [[ -n "$remembered" ]]; then
-      die "the off-site repository $(offsite_where) is missing, but this stack's backups went to repository ${remembered:0:8} there: mount the disk or fix RESTIC_REPOSITORY (bucket, prefix); to start a new repository on purpose, delete $edms_dir/.offsite"
+      offsite_die "the off-site repository $(offsite_where) is missing, but this stack's backups went to repository ${remembered:0:8} there: mount the disk or fix RESTIC_REPOSITORY (bucket, prefix); to start a new repository on purpose, delete $edms_dir/.offsite"
     fi
     say "initialising the off-site repository $(offsite_where)"
-    out=$(restic_run init 2>&1) || die "$(offsite_problem "$out")"
-    out=$(restic_run cat config 2>&1) || die "$(offsite_problem "$out")"
+    out=$(restic_run init 2>&1) || offsite_die "$(offsite_problem "$out")"
+    out=$(restic_run cat config 2>&1) || offsite_die "$(offsite_problem "$out")"
   fi
-  [[ "$out" =~ \"id\":\ *\"([0-9a-f]{64})\" ]] || die "off-site repository $(offsite_where): cannot read its id from restic cat config"
+  [[ "$out" =~ \"id\":\ *\"([0-9a-f]{64})\" ]] || offsite_die "off-site repository $(offsite_where): cannot read its id from restic cat config"
   id=${BASH_REMATCH[1]}
   if [[ -n "$remembered" && "$remembered" != "$id" ]]; then
-    die "the off-site repository $(offsite_where) is ${id:0:8}, not ${remembered:0:8} where this stack's backups went: fix RESTIC_REPOSITORY; to switch repositories on purpose, delete $edms_dir/.offsite"
+    offsite_die "the off-site repository $(offsite_where) is ${id:0:8}, not ${remembered:0:8} where this stack's backups went: fix RESTIC_REPOSITORY; to switch repositories on purpose, delete $edms_dir/.offsite"
   fi
   [[ -n "$remembered" ]] || kv_set "$edms_dir/.offsite" repository_id "$id" repository "$(offsite_where)"
 }
@@ -118,7 +125,7 @@ offsite_open() {
 offsite_index() {
   local json out tags snap bid bytes re='"tags":\[([^]]*)\](,"original":"[0-9a-f]+")?,"id":"([0-9a-f]{64})"'
   json=$(restic_run snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack" 2>&1) ||
-    die "$(offsite_problem "$json")"
+    offsite_die "$(offsite_problem "$json")"
   out=""
   while [[ "$json" =~ $re ]]; do
     tags=${BASH_REMATCH[1]} snap=${BASH_REMATCH[3]}
@@ -191,6 +198,10 @@ offsite_pull() {
   fi
   # shellcheck source=SCRIPTDIR/verify.sh
   source "$EDMS_BACKUP_ROOT/lib/verify.sh"
-  (verify_backup ".tmp-$id") || { rm -rf -- "$tmp"; die "backup $id pulled from off-site does not match its SHA256SUMS (see above): nothing was kept; run 'edms-backup offsite check --read-data'"; }
+  local err
+  if ! err=$( (verify_backup ".tmp-$id") 2>&1); then
+    rm -rf -- "$tmp"
+    die "backup $id pulled from off-site does not check out (${err##*: }): nothing was kept; run 'edms-backup offsite check --read-data'"
+  fi
   mv -- "$tmp" "$edms_dir/$id"
 }

@@ -21,6 +21,11 @@ it("runs backup and prune when the schedule matches, logs each event, and goes o
     ...world.env,
     EDMS_BACKUP_SCHEDULE: "* * * * *",
     EDMS_BACKUP_STORAGE_DIRS: `${world.storage[0]}:${missing}`,
+    // An off-site repository that is down: local backups and prunes go on, each off-site
+    // step says it failed, and the repository's check runs on its own schedule.
+    RESTIC_REPOSITORY: "s3:https://127.0.0.1:1/edms",
+    RESTIC_PASSWORD: "not used",
+    EDMS_BACKUP_OFFSITE_CHECK_SCHEDULE: "* * * * *",
   };
   const child = spawn(edmsBackup, ["schedule"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
@@ -35,8 +40,10 @@ it("runs backup and prune when the schedule matches, logs each event, and goes o
   await waitFor(/backup: failed: .*storage folder .*appears-later is missing/, 75_000);
   fs.mkdirSync(missing);
   fs.writeFileSync(path.join(missing, "late.pdf"), "late");
-  await waitFor(/backup: ok \d{8}_\d{6}/, 75_000);
+  await waitFor(/backup: ok \d{8}_\d{6}, but off-site copy failed: the off-site repository .* is unreachable/, 75_000);
   await waitFor(/prune: ok/, 10_000);
+  await waitFor(/offsite prune: failed: .* is unreachable/, 10_000);
+  await waitFor(/offsite check --read-data=5%: failed: .* is unreachable/, 75_000);
   const id = /backup: ok (\d{8}_\d{6})/.exec(log)![1];
   expect(listDir(world.backupDir)).toContain(id);
   for (const line of log.trim().split("\n")) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ /);
