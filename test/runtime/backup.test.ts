@@ -336,7 +336,9 @@ describe("backup refusals and atomicity", () => {
     it("a stopped backup (SIGTERM) removes its temporary folder and records the failure", async () => {
       const env: Record<string, string> = { ...(process.env as Record<string, string>), ...world.env, PATH: slowDump() };
       const child = spawn(edmsBackup, ["backup"], { env, stdio: "ignore" });
-      await new Promise((r) => setTimeout(r, 1500));
+      // Stopped once it is under way (its temporary folder made), however busy the machine.
+      for (let i = 0; i < 100 && !listDir(world.backupDir).some((n) => n.startsWith(".tmp-")); i++) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 300));
       child.kill("SIGTERM");
       await new Promise((r) => child.on("close", r));
       expect(listDir(world.backupDir).filter((n) => n.startsWith(".tmp"))).toEqual([]);

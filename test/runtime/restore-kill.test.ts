@@ -139,7 +139,7 @@ describe("a restore stopped at every step", () => {
     expect(steps.length).toBeGreaterThanOrEqual(20);
   });
 
-  it("killed with its process group at each step: the old or the restored state, and a rerun finishes it", { timeout: 600_000 }, async () => {
+  it("killed with its process group at each step: the old or the restored state, and a rerun finishes it", { timeout: 1_200_000 }, async () => {
     for (const step of steps) await stopAt(step, "kill-group");
   });
 
