@@ -47,10 +47,16 @@ offsite_setup() {
 
 # restic_run ARG...: restic with the CA, the cache in the backup folder and, for sftp:, an
 # ssh that uses only the configured key and known_hosts (runtime/share/offsite-ssh).
+# On failure ssh's messages follow restic's on stderr (offsite_problem reads both).
 restic_run() {
   local -a global=(--cache-dir "$edms_dir/.offsite-cache")
+  local log rc=0
   [[ -z "${RESTIC_CACERT:-}" ]] || global+=(--cacert "$RESTIC_CACERT")
-  PATH="$EDMS_BACKUP_ROOT/share/offsite-ssh:$PATH" restic "${global[@]}" "$@"
+  log=$(mktemp)
+  EDMS_BACKUP_OFFSITE_SSH_LOG=$log PATH="$EDMS_BACKUP_ROOT/share/offsite-ssh:$PATH" restic "${global[@]}" "$@" || rc=$?
+  ((rc == 0)) || cat -- "$log" >&2
+  rm -f -- "$log"
+  return "$rc"
 }
 
 # offsite_where: the repository as it may be shown (user and password of a URL cut).
@@ -135,7 +141,13 @@ offsite_index() {
     [[ "$tags" =~ \"bytes=([0-9]+)\" ]] && bytes=${BASH_REMATCH[1]}
     out+="$bid $snap $bytes"$'\n'
   done
-  offsite_ids=$(sort -u <<<"${out%$'\n'}" | sed '/^$/d')
+  offsite_ids=${out%$'\n'}
+  offsite_save_ids
+}
+
+# offsite_save_ids: offsite_ids into the cache list reads (after an index or pushes).
+offsite_save_ids() {
+  offsite_ids=$(sort -u <<<"$offsite_ids" | sed '/^$/d')
   printf '%s\n' "$offsite_ids" >"$edms_dir/.offsite-ids.$$" && mv -f -- "$edms_dir/.offsite-ids.$$" "$edms_dir/.offsite-ids"
 }
 
@@ -176,7 +188,7 @@ offsite_catch_up() {
     [[ -n "$id" ]] || continue
     offsite_snapshot "$id" >/dev/null || offsite_push "$id"
   done < <(backup_ids | sort)
-  offsite_index
+  offsite_save_ids
   status_set offsite_last_success_time "$(now_utc)"
 }
 

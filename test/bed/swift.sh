@@ -103,23 +103,11 @@ location = us-east-1
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$((port + 4))
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:copy]
-use = egg:swift#copy
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
 EOF
+  # The plain filters, NAME[:EGG] (the egg is the name unless given).
+  for server in catch_errors gatekeeper healthcheck proxy-logging:proxy_logging listing_formats copy slo dlo; do
+    printf '[filter:%s]\nuse = egg:swift#%s\n' "${server%%:*}" "${server##*:}"
+  done >>"$etc/proxy-server.conf"
 }
 
 make_rings() {

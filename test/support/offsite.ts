@@ -17,26 +17,20 @@ function parseEnv(out: string): Record<string, string> {
 
 /** OpenStack Swift with s3api over TLS (test/bed/swift.sh): S3_ENDPOINT, AWS_*, RESTIC_CACERT. */
 export async function startSwift(): Promise<Store> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-swift-"));
-  const script = path.join(repoRoot, "test/bed/swift.sh");
   // The proxy's port and the next four (the servers and memcached).
-  const port = 20000 + ((await freePort()) % 40000);
-  const env = parseEnv(await mustRun(script, ["start", dir, String(port)]));
-  return {
-    dir,
-    env,
-    stop: async () => {
-      await run(script, ["stop", dir]);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return startStore("swift", 20000 + ((await freePort()) % 40000));
 }
 
 /** OpenSSH's sftp on loopback (test/bed/sshd.sh): SFTP_BASE, EDMS_BACKUP_OFFSITE_SSH_KEY and _KNOWN_HOSTS. */
 export async function startSshd(): Promise<Store> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-sshd-"));
-  const script = path.join(repoRoot, "test/bed/sshd.sh");
-  const env = parseEnv(await mustRun(script, ["start", dir, String(await freePort())]));
+  return startStore("sshd", await freePort());
+}
+
+/** test/bed/NAME.sh started in a folder of its own on PORT; stop() ends it and removes the folder. */
+async function startStore(name: string, port: number): Promise<Store> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `edms-${name}-`));
+  const script = path.join(repoRoot, `test/bed/${name}.sh`);
+  const env = parseEnv(await mustRun(script, ["start", dir, String(port)]));
   return {
     dir,
     env,
