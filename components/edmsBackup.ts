@@ -63,7 +63,7 @@ export class EdmsBackup extends pulumi.ComponentResource {
     if (settings.restore) {
       this.restore = new RestoreCommand(
         `${name}-restore`,
-        { settings, backupVolumeName: this.volume.volumeName },
+        { settings, backupVolumeName: this.volume.volumeName, imageName: this.scheduler.imageName },
         { parent: this, dependsOn },
       );
     }

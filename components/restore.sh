@@ -1,19 +1,22 @@
-#!/usr/bin/env bash
-# Usage: (run by the stack's RestoreCommand; its environment is set by components/restoreCommand.ts)
+#!/bin/sh
+# Usage: (run by the stack's RestoreCommand as `/bin/sh -c`; its settings are set by
+# components/restoreCommand.ts, in EDMS_RESTORE_* variables)
 #
-# Restores backup EDMS_RESTORE_ID on the Docker host DOCKER_HOST:
-# 1. with EDMS_RESTORE_FROM_HOST, first copies the backup from that host's backup volume
-#    to this host's, streamed through both hosts' docker CLI, and checks its SHA256SUMS;
-# 2. stops the running containers of EDMS_RESTORE_APP_CONTAINERS;
-# 3. runs `edms-backup restore ID --yes [--with-config]` in a one-off container of
-#    EDMS_RESTORE_IMAGE with the runtime copied in, the backup volume and the storage
-#    volumes mounted read-write, and the runtime's environment (the variables named in
-#    EDMS_RESTORE_PASS_VARS: PG*, EDMS_BACKUP_*, EDMS_SECRET_*, RESTIC_* and the off-site
-#    backend's) passed by name, never on a command line; a backup that is not in the
-#    volume but off-site is pulled from there by the runtime;
-# 4. starts the stopped containers again, whether the restore worked or not.
-# Exits non-zero with the runtime's message when the restore fails.
-set -euo pipefail
+# Asks the Docker host EDMS_RESTORE_DOCKER_HOST to restore backup EDMS_RESTORE_ID, then
+# waits for it and reports its outcome. The restore runs on that host, in a one-off
+# container named EDMS_RESTORE_JOB (`edms-backup restore-job`): it stops the application
+# containers, restores, and starts them again, and it finishes even when this script is
+# killed (a cancelled `pulumi up`). Run again, this script finds that container, running
+# or finished, and reports it instead of starting a second restore.
+#
+# With EDMS_RESTORE_FROM_HOST, the backup is first copied from that host's backup volume
+# (streamed through both hosts' docker CLI) and checked against its SHA256SUMS.
+#
+# Needs a POSIX shell and the docker CLI, nothing else (it runs from a macOS workstation
+# too). The docker CLI runs in a closed environment: PATH, HOME and what it needs to reach
+# a host (SSH_AUTH_SOCK, DOCKER_CONFIG, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY); the runtime
+# gets exactly EDMS_RESTORE_ENV, in a file of mode 0600 that `docker inspect` does not show.
+set -eu
 
 say() { printf 'edms-backup restore: %s\n' "$*" >&2; }
 fail() {
@@ -21,125 +24,141 @@ fail() {
   exit 1
 }
 
+target=${EDMS_RESTORE_DOCKER_HOST:?EDMS_RESTORE_DOCKER_HOST is not set}
 id=${EDMS_RESTORE_ID:?EDMS_RESTORE_ID is not set}
+job=${EDMS_RESTORE_JOB:?EDMS_RESTORE_JOB is not set}
 image=${EDMS_RESTORE_IMAGE:?EDMS_RESTORE_IMAGE is not set}
+base_image=${EDMS_RESTORE_BASE_IMAGE:?EDMS_RESTORE_BASE_IMAGE is not set}
 network=${EDMS_RESTORE_NETWORK:?EDMS_RESTORE_NETWORK is not set}
 backup_volume=${EDMS_RESTORE_BACKUP_VOLUME:?EDMS_RESTORE_BACKUP_VOLUME is not set}
 runtime_dir=${EDMS_RESTORE_RUNTIME_DIR:?EDMS_RESTORE_RUNTIME_DIR is not set}
-read -r -a storage_volumes <<<"${EDMS_RESTORE_STORAGE_VOLUMES:-}"
-read -r -a app_containers <<<"${EDMS_RESTORE_APP_CONTAINERS:-}"
-name="edms-backup-restore-${EDMS_RESTORE_STACK:-stack}-$$"
-stopped=()
+socket=${EDMS_RESTORE_DOCKER_SOCKET:-/var/run/docker.sock}
+work=""
 
-docker info >/dev/null 2>&1 ||
-  fail "no Docker daemon answers at ${DOCKER_HOST:-the default socket}: check edms-backup:dockerHost"
-
-# on_host HOST CMD...: a docker command on another host.
-on_host() {
-  local host=$1
+# docker_at HOST ARGS...: the docker CLI for HOST, in a closed environment.
+docker_at() {
+  at_host=$1
   shift
-  DOCKER_HOST=$host "$@"
+  env -i PATH="$PATH" HOME="${HOME:-/}" DOCKER_HOST="$at_host" \
+    ${SSH_AUTH_SOCK:+"SSH_AUTH_SOCK=$SSH_AUTH_SOCK"} \
+    ${DOCKER_CONFIG:+"DOCKER_CONFIG=$DOCKER_CONFIG"} \
+    ${DOCKER_CERT_PATH:+"DOCKER_CERT_PATH=$DOCKER_CERT_PATH"} \
+    ${DOCKER_TLS_VERIFY:+"DOCKER_TLS_VERIFY=$DOCKER_TLS_VERIFY"} \
+    docker "$@"
 }
 
+d() { docker_at "$target" "$@"; }
+
+# follow_job: the job's output from its start, then its exit status; the job is removed.
+follow_job() {
+  d logs --follow "$job" || true
+  status=$(d wait "$job") || fail "lost the restore job $job on $target: see 'docker logs $job' there"
+  d rm "$job" >/dev/null 2>&1 || true
+  if [ "$status" != 0 ]; then
+    fail "the restore of backup $id failed (its message is above); the application containers were started again"
+  fi
+  say "backup $id restored"
+  exit 0
+}
+
+# An earlier `pulumi up` started this restore and was cancelled: report that one.
+report_earlier_job() {
+  state=$(d inspect --format '{{.State.Status}}' "$job" 2>/dev/null) || return 0
+  case "$state" in
+    created)
+      # Killed before it started: it never ran.
+      d rm -f "$job" >/dev/null
+      ;;
+    running | restarting)
+      say "the restore of backup $id started by an earlier run is still running on $target; following it"
+      follow_job
+      ;;
+    *)
+      say "the restore of backup $id started by an earlier run has ended on $target; its report:"
+      follow_job
+      ;;
+  esac
+}
+
+# The copy between hosts runs in the configured PostgreSQL image: the old host may hold
+# another build of the runtime's image, or none.
 has_backup() {
-  "$@" run --rm -v "$backup_volume:/backups:ro" --entrypoint test "$image" -f "/backups/$id/SHA256SUMS"
+  docker_at "$1" run --rm -v "$backup_volume:/backups:ro" --entrypoint test "$base_image" -f "/backups/$id/SHA256SUMS"
 }
 
 transfer_backup() {
-  local from=$1
-  if has_backup docker; then
+  from=$1
+  if has_backup "$target"; then
     say "backup $id is already on this host"
     return
   fi
-  on_host "$from" docker info >/dev/null 2>&1 ||
-    fail "the old host $from does not answer: check edms-backup:restore.fromHost"
-  has_backup on_host "$from" docker ||
+  docker_at "$from" info >/dev/null 2>&1 ||
+    fail "the old host $from does not answer: check edms-backup:restore.fromHost (a lost host: runbook E, restore.fromOffsite)"
+  has_backup "$from" ||
     fail "backup $id is not in volume $backup_volume on the old host $from: run 'edms-backup list' there"
   say "copying backup $id from $from"
-  # Shared (hard-linked) files travel as plain files: the copy stands on its own.
-  on_host "$from" docker run --rm -v "$backup_volume:/backups:ro" --entrypoint tar "$image" \
+  # Shared (hard-linked) files travel as plain files: the copy stands on its own. A cut
+  # stream fails the checksums on the receiving side, which then keeps nothing.
+  # shellcheck disable=SC2016 # the receiving script expands its own arguments
+  docker_at "$from" run --rm -v "$backup_volume:/backups:ro" --entrypoint tar "$base_image" \
     -C /backups --format=posix --numeric-owner -cf - "$id" |
-    docker run --rm -i -v "$backup_volume:/backups" --entrypoint bash "$image" -c '
+    d run --rm -i -v "$backup_volume:/backups" --entrypoint bash "$base_image" -c '
       set -euo pipefail
       incoming=/backups/.incoming-$1
       rm -rf "$incoming" && mkdir "$incoming"
       tar -C "$incoming" --numeric-owner -xpf -
       (cd "$incoming/$1" && sha256sum --check --quiet --strict SHA256SUMS) ||
-        { echo "the copy of backup $1 does not match its SHA256SUMS" >&2; exit 1; }
+        { echo "the copy of backup $1 does not match its SHA256SUMS" >&2; rm -rf "$incoming"; exit 1; }
       mv "$incoming/$1" "/backups/$1"
       rmdir "$incoming"' _ "$id" ||
     fail "copying backup $id from $from failed (see above); nothing was restored"
   say "backup $id copied and its checksums verified"
 }
 
-finish() {
-  docker rm -f "$name" >/dev/null 2>&1 || true
-  local container
-  for container in "${stopped[@]}"; do
-    if docker start "$container" >/dev/null; then
-      say "started $container again"
-    else
-      say "could not start $container again: start it by hand (docker start $container)"
-    fi
+# create_job: the one-off container, with the volumes, the config folders, the host's
+# Docker socket and the runtime; its settings in a file copied in, not in its environment.
+create_job() {
+  set -- create --name "$job" --network "$network" --cpu-shares 256 \
+    --label "edms-backup.restore-job=$id" \
+    -v "$backup_volume:/backups" -v "$socket:/var/run/docker.sock" \
+    -e EDMS_BACKUP_ENV_FILE=/run/edms-backup.env \
+    -e "EDMS_RESTORE_APP_CONTAINERS=${EDMS_RESTORE_APP_CONTAINERS:-}"
+  # A quarter of the default CPU weight: at the default the restore's checks took half
+  # the cores from the database container while it loaded (docs/performance.md).
+  i=1
+  for volume in ${EDMS_RESTORE_STORAGE_VOLUMES:-}; do
+    set -- "$@" -v "$volume:/edms/storage/$i"
+    i=$((i + 1))
   done
+  # Config files go back into their folders (a file cannot be replaced through a bind
+  # mount of the file itself): the folders to mount are worked out by the program.
+  old_ifs=$IFS
+  IFS='
+'
+  for folder in ${EDMS_RESTORE_CONFIG_FOLDERS:-}; do
+    set -- "$@" -v "$folder:/edms/config$folder"
+  done
+  IFS=$old_ifs
+  set -- "$@" "$image" /opt/edms-backup/edms-backup restore-job "$id"
+  if [ "${EDMS_RESTORE_WITH_CONFIG:-false}" = true ]; then
+    set -- "$@" --with-config
+  fi
+  d "$@" >/dev/null
+
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (umask 077 && printf '%s\n' "${EDMS_RESTORE_ENV:-}" >"$work/env")
+  d cp "$work/env" "$job:/run/edms-backup.env"
+  rm -f "$work/env"
+  d cp "$runtime_dir" "$job:/opt/edms-backup"
 }
 
-if [[ -n "${EDMS_RESTORE_FROM_HOST:-}" ]]; then
+d info >/dev/null 2>&1 ||
+  fail "no Docker daemon answers at $target: check edms-backup:dockerHost"
+report_earlier_job
+if [ -n "${EDMS_RESTORE_FROM_HOST:-}" ]; then
   transfer_backup "$EDMS_RESTORE_FROM_HOST"
 fi
-
-trap finish EXIT
-for container in "${app_containers[@]}"; do
-  if [[ "$(docker inspect --format '{{.State.Running}}' "$container" 2>/dev/null)" == true ]]; then
-    docker stop "$container" >/dev/null
-    stopped+=("$container")
-    say "stopped $container"
-  else
-    say "$container is not running; left as it is"
-  fi
-done
-
-# A quarter of the default CPU weight: Docker shares the CPU between containers first, so
-# at the default the restore's checks and copy took half the cores from the database
-# container while it loaded. Measured with both in containers on 2 cores (medians of 6):
-# 5.47 s at 1024, 5.05 s at 256, 5.11 s at 64 (pg_restore in here must still keep up).
-args=(create --name "$name" --network "$network" --cpu-shares 256 -v "$backup_volume:/backups")
-for i in "${!storage_volumes[@]}"; do
-  args+=(-v "${storage_volumes[i]}:/edms/storage/$((i + 1))")
-done
-# Config files go back into their folders (a file cannot be replaced through a bind
-# mount of the file itself); the folders are those of the config paths on the host.
-declare -A mounted=()
-config_folders=()
-if [[ "${EDMS_RESTORE_WITH_CONFIG:-false}" == true ]]; then
-  IFS=: read -r -a config_paths <<<"${EDMS_BACKUP_CONFIG_PATHS:-}"
-  for path in "${config_paths[@]}"; do
-    [[ -n "$path" ]] && config_folders+=("$(dirname -- "$path")")
-  done
-fi
-if [[ -n "${EDMS_BACKUP_APP_ENV_FILE:-}" ]]; then
-  config_folders+=("$(dirname -- "$EDMS_BACKUP_APP_ENV_FILE")")
-fi
-for folder in "${config_folders[@]}"; do
-  if [[ -z "${mounted[$folder]+set}" ]]; then
-    args+=(-v "$folder:${EDMS_BACKUP_CONFIG_ROOT:-/edms/config}$folder")
-    mounted[$folder]=1
-  fi
-done
-# Exactly the runtime's variables, named by the stack (EDMS_RESTORE_PASS_VARS): nothing of
-# the operator's own shell (a PGSSLMODE, an AWS_PROFILE) reaches the restore.
-read -r -a pass_vars <<<"${EDMS_RESTORE_PASS_VARS:?EDMS_RESTORE_PASS_VARS is not set}"
-for var in "${pass_vars[@]}"; do
-  args+=(-e "$var")
-done
-args+=("$image" /opt/edms-backup/edms-backup restore "$id" --yes)
-if [[ "${EDMS_RESTORE_WITH_CONFIG:-false}" == true ]]; then
-  args+=(--with-config)
-fi
-
-docker "${args[@]}" >/dev/null
-tar -C "$runtime_dir" -cf - --transform 's,^\.,edms-backup,' . | docker cp - "$name:/opt"
-say "restoring backup $id"
-if ! docker start --attach "$name"; then
-  fail "the restore of backup $id failed (its message is above); the application containers are started again"
-fi
+create_job
+d start "$job" >/dev/null
+follow_job

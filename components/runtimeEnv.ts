@@ -40,8 +40,23 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
         EDMS_BACKUP_OFFSITE_KEEP_MONTHLY: String(settings.offsite.keepMonthly),
         EDMS_BACKUP_OFFSITE_CHECK_SCHEDULE: settings.offsite.checkSchedule,
       });
+      if (settings.offsite.knownHosts) env.EDMS_BACKUP_OFFSITE_KNOWN_HOSTS_CONTENT = settings.offsite.knownHosts;
     }
     for (const [name, value] of Object.entries(secrets)) env[`EDMS_SECRET_${name}`] = value;
     return env;
   });
+}
+
+/** Where the runtime's settings file is uploaded in a container (runtime/lib/envfile.sh). */
+export const envFilePath = "/run/edms-backup/env";
+
+/**
+ * The runtime's settings as the file runtime/lib/envfile.sh reads: NAME=VALUE lines, a
+ * newline written \n and a backslash \\ (so that nothing else reads as an escape).
+ */
+export function envFileText(env: Record<string, string>): string {
+  return Object.keys(env)
+    .sort()
+    .map((name) => `${name}=${env[name].replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}\n`)
+    .join("");
 }

@@ -24,6 +24,8 @@ const examples: Record<string, string> = {
   retentionDays: "pulumi config set edms-backup:retentionDays 7",
   keepLast: "pulumi config set edms-backup:keepLast 3",
   image: "pulumi config set edms-backup:image postgres:16-bookworm",
+  runtimeImage: "pulumi config set edms-backup:runtimeImage registry.example.org/edms-backup-runtime:16",
+  dockerSocket: "pulumi config set edms-backup:dockerSocket /run/user/1000/docker.sock",
   appContainers: "pulumi config set --path 'edms-backup:appContainers[0]' edms_backend",
   restore: "pulumi config set --path 'edms-backup:restore.backupId' 20260104_020000 && pulumi config set --path 'edms-backup:restore.confirm' true",
   appSecrets: "pulumi config set --secret --path 'edms-backup:appSecrets.SECRET_KEY' <value>",
@@ -33,6 +35,7 @@ const examples: Record<string, string> = {
   offsite: "pulumi config set --path 'edms-backup:offsite.repository' s3:https://s3.example.org/bucket/edms-prod",
   offsitePassword: "pulumi config set --secret edms-backup:offsitePassword <the restic repository's password>",
   offsiteEnv: "pulumi config set --secret --path 'edms-backup:offsiteEnv.AWS_ACCESS_KEY_ID' <key id>",
+  offsiteSshKey: "pulumi config set --secret edms-backup:offsiteSshKey < ~/.ssh/edms_backup_ed25519",
 };
 
 /**
@@ -70,6 +73,8 @@ const offsiteSchema = z.strictObject({
   keepWeekly: z.coerce.number().int().min(0).default(4),
   keepMonthly: z.coerce.number().int().min(0).default(12),
   checkSchedule: z.string().default("0 4 * * 0"),
+  /** sftp: the server's host key lines, as ssh-keyscan prints them (the only keys trusted). */
+  knownHosts: z.string().min(1).optional(),
 });
 
 const envName = /^[A-Z_][A-Z0-9_]*$/;
@@ -94,6 +99,10 @@ const settingsSchema = z.strictObject({
   retentionDays: z.coerce.number().int().min(0).default(7),
   keepLast: z.coerce.number().int().min(1, { error: "must be at least 1: the newest backup is never deleted" }).default(3),
   image: z.string().min(1).default("postgres:16-bookworm"),
+  /** A prebuilt image with the runtime's tools, used as it is instead of building one from `image`. */
+  runtimeImage: z.string().min(1).optional(),
+  /** The Docker socket's path on the host, mounted into the restore job (derived from a unix:// dockerHost). */
+  dockerSocket: absolutePath.optional(),
   appContainers: z.array(z.string().min(1)).default([]),
   restore: restoreSchema.optional(),
   appSecrets: z.record(z.string().regex(secretNamePattern, { error: "secret names are letters, digits and _" }), z.string()).default({}),
@@ -102,6 +111,8 @@ const settingsSchema = z.strictObject({
   protectBackups: booleanSetting.optional(),
   offsite: offsiteSchema.optional(),
   offsitePassword: z.string().min(1, { error: "must not be empty" }).optional(),
+  /** sftp: the private key restic's ssh logs in with (its content). */
+  offsiteSshKey: z.string().min(1, { error: "must not be empty" }).optional(),
   // The backend's credentials in restic's own variables (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, …).
   offsiteEnv: z
     .record(z.string(), z.string())
@@ -116,7 +127,7 @@ const settingsSchema = z.strictObject({
 type Parsed = z.infer<typeof settingsSchema>;
 
 /** Everything the program needs from the stack config, checked, with secrets as secret Outputs. */
-export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv"> {
+export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv" | "offsiteSshKey"> {
   stack: string;
   project: string;
   dbPassword: pulumi.Output<string>;
@@ -127,6 +138,8 @@ export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "of
   backupVolumeName: string;
   containerName: string;
   protectBackups: boolean;
+  /** The Docker socket's path on the target host. */
+  dockerSocketPath: string;
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
@@ -175,13 +188,19 @@ export function loadSettings(
   if (result.success && result.data.offsite) {
     problems.push(...checkSchedule(result.data.offsite.checkSchedule, result.data.timezone, "offsite.checkSchedule"));
     if (!result.data.offsitePassword) problems.push(problem("offsitePassword", "is required when offsite is set (restic encrypts the copies with it; keep it apart from the VM)"));
+    if (result.data.offsite.repository.startsWith("sftp:")) {
+      if (!result.data.offsiteSshKey) problems.push(problem("offsiteSshKey", "is required for an sftp: repository (the key restic's ssh logs in with)"));
+      if (!result.data.offsite.knownHosts) {
+        problems.push(problem("offsite.knownHosts", "is required for an sftp: repository (the server's host key, as `ssh-keyscan -p PORT HOST` prints it: pulumi config set --path 'edms-backup:offsite.knownHosts' \"$(ssh-keyscan -p PORT HOST)\")"));
+      }
+    }
   }
   if (problems.length > 0) {
     throw new pulumi.RunError(`edms-backup: the stack config of ${stack} is not valid:\n  - ${problems.join("\n  - ")}`);
   }
   const parsed = result.data!;
 
-  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv"]) {
+  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv", "offsiteSshKey"]) {
     if (`${namespace}:${key}` in config && !isSecret(`${namespace}:${key}`)) {
       pulumi.log.warn(`${namespace}:${key} is stored in plain text: set it with --secret (${examples[key]})`);
     }
@@ -203,10 +222,19 @@ export function loadSettings(
     dbPassword: pulumi.secret(parsed.dbPassword),
     appSecrets: pulumi.secret(parsed.appSecrets),
     appSecretNames: Object.keys(parsed.appSecrets).sort(),
-    offsiteSecrets: pulumi.secret<Record<string, string>>(parsed.offsite ? { ...parsed.offsiteEnv, RESTIC_PASSWORD: parsed.offsitePassword ?? "" } : {}),
+    offsiteSecrets: pulumi.secret<Record<string, string>>(
+      parsed.offsite
+        ? {
+            ...parsed.offsiteEnv,
+            RESTIC_PASSWORD: parsed.offsitePassword ?? "",
+            ...(parsed.offsiteSshKey ? { EDMS_BACKUP_OFFSITE_SSH_KEY_CONTENT: parsed.offsiteSshKey } : {}),
+          }
+        : {},
+    ),
     backupVolumeName: parsed.backupVolume ?? `edms-backups-${stack}`,
     containerName: `edms-backup-${stack}`,
     protectBackups: parsed.protectBackups ?? stack === "prod",
+    dockerSocketPath: parsed.dockerSocket ?? (parsed.dockerHost.startsWith("unix://") ? parsed.dockerHost.slice("unix://".length) : "/var/run/docker.sock"),
   };
 }
 

@@ -7,7 +7,8 @@
 # restic reads its own variables (RESTIC_REPOSITORY, RESTIC_PASSWORD or
 # RESTIC_PASSWORD_FILE, AWS_*, ...). Besides: RESTIC_CACERT (restic 0.14 has only the
 # --cacert flag), EDMS_BACKUP_OFFSITE_SSH_KEY and EDMS_BACKUP_OFFSITE_KNOWN_HOSTS (sftp:
-# that key, and only those host keys), EDMS_BACKUP_STACK (default "edms").
+# that key, and only those host keys; files, or their content in *_CONTENT),
+# EDMS_BACKUP_STACK (default "edms").
 #
 # The repository's id is remembered in EDMS_BACKUP_DIR/.offsite once used: a repository
 # that is then missing (an unmounted disk, another bucket or prefix) is an error, never
@@ -39,10 +40,29 @@ offsite_setup() {
   if [[ -n "${RESTIC_CACERT:-}" && ! -r "$RESTIC_CACERT" ]]; then
     offsite_die "RESTIC_CACERT=$RESTIC_CACERT cannot be read: point it at the PEM file of the CA that signed the repository server's certificate"
   fi
+  offsite_ssh_files
   local file
   for file in EDMS_BACKUP_OFFSITE_SSH_KEY EDMS_BACKUP_OFFSITE_KNOWN_HOSTS; do
     [[ -z "${!file:-}" || -r "${!file}" ]] || offsite_die "$file=${!file} cannot be read: point it at a file readable by uid $(id -u)"
   done
+}
+
+# The key and known_hosts given as content (EDMS_BACKUP_OFFSITE_SSH_KEY_CONTENT,
+# _KNOWN_HOSTS_CONTENT: the stack's settings file carries no files) become files of the
+# user's own, mode 0600, outside the backup folder.
+offsite_ssh_files() {
+  local dir=${TMPDIR:-/tmp}/edms-backup-ssh-$(id -u)
+  [[ -n "${EDMS_BACKUP_OFFSITE_SSH_KEY_CONTENT:-}${EDMS_BACKUP_OFFSITE_KNOWN_HOSTS_CONTENT:-}" ]] || return 0
+  (umask 077 && mkdir -p "$dir")
+  [[ -O "$dir" && ! -L "$dir" ]] || offsite_die "$dir is not this user's own folder: remove it"
+  if [[ -n "${EDMS_BACKUP_OFFSITE_SSH_KEY_CONTENT:-}" ]]; then
+    (umask 077 && printf '%s\n' "$EDMS_BACKUP_OFFSITE_SSH_KEY_CONTENT" >"$dir/key")
+    export EDMS_BACKUP_OFFSITE_SSH_KEY=$dir/key
+  fi
+  if [[ -n "${EDMS_BACKUP_OFFSITE_KNOWN_HOSTS_CONTENT:-}" ]]; then
+    (umask 077 && printf '%s\n' "$EDMS_BACKUP_OFFSITE_KNOWN_HOSTS_CONTENT" >"$dir/known_hosts")
+    export EDMS_BACKUP_OFFSITE_KNOWN_HOSTS=$dir/known_hosts
+  fi
 }
 
 # restic_run ARG...: restic with the CA, the cache in the backup folder and, for sftp:, an

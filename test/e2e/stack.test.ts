@@ -104,6 +104,10 @@ describe("the declared stack on a real Docker daemon", () => {
     expect(manifest.config.included).toEqual([path.join(configDir, ".env")]);
     const leak = await docker.run(["exec", scheduler, "grep", "-r", "-l", "-e", "stack-secret-key", "-e", password, "/backups/"]);
     expect(leak.stdout).toBe("");
+    // Its settings are a file of mode 0600 in the container, not its environment.
+    const inspect = await docker.must(["inspect", scheduler]);
+    for (const value of [password, "stack-secret-key", "stack-encryption-key"]) expect(inspect).not.toContain(value);
+    expect((await docker.must(["exec", scheduler, "stat", "-c", "%a %U", "/run/edms-backup/env"])).trim()).toBe("600 root");
   });
 
   it("restores a damaged database and storage with the declared restore command, stopping and starting the app", async () => {
@@ -132,6 +136,48 @@ describe("the declared stack on a real Docker daemon", () => {
     const appState = (await docker.must(["inspect", "--format", "{{.State.Running}} {{.State.StartedAt}}", app])).trim().split(" ");
     expect(appState[0]).toBe("true");
     expect(appState[1]).not.toBe(startedBefore);
+  });
+
+  // ^C on `pulumi up`: the engine cancels the provider, which SIGKILLs the command. The
+  // operator's shell holds what would change the restore if it reached it.
+  it("a cancelled up leaves the restore running on the host: the app runs again, the next up reports it", async () => {
+    await docker.psql(db, "UPDATE users_user SET password = 'lost again'");
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, confirm: true, requestId: "cancelled" } }), { stack, secretKeys });
+    expect(program.error).toBeUndefined();
+    const { startRestore } = await materialise(program);
+    const polluted = { EDMS_BACKUP_ALLOW_SECRET_MISMATCH: "ENCRYPTION_KEY", PGSSLMODE: "require", EDMS_SECRET_ENCRYPTION_KEY: "not the key", PGDATABASE: "postgres", EDMS_BACKUP_DIR: "/nowhere" };
+    Object.assign(process.env, polluted);
+    let first: ReturnType<NonNullable<typeof startRestore>>;
+    try {
+      first = startRestore!();
+    } finally {
+      for (const key of Object.keys(polluted)) delete process.env[key];
+    }
+    // Killed once the job has stopped the app, mid-restore.
+    const job = await waitFor("the restore job to stop the app", 120, async () => {
+      const jobs = (await docker.must(["ps", "-q", "--filter", "label=edms-backup.restore-job"])).trim();
+      const running = (await docker.must(["inspect", "--format", "{{.State.Running}}", app])).trim();
+      return jobs !== "" && running === "false" ? jobs : undefined;
+    });
+    first.kill();
+    const killed = await first.result;
+    expect(killed.code).toBe(137);
+
+    await waitFor("the job to end and the app to run again", 180, async () => {
+      const state = (await docker.must(["inspect", "--format", "{{.State.Status}}", job])).trim();
+      const running = (await docker.must(["inspect", "--format", "{{.State.Running}}", app])).trim();
+      return state === "exited" && running === "true" ? true : undefined;
+    });
+    expect(await dbFingerprint(inDb, "edms")).toEqual(original);
+
+    // The next `up` runs the same command again: it reports that restore, starts none.
+    const again = await startRestore!().result;
+    expect(again.stderr).toMatch(/started by an earlier run has ended/);
+    expect(again.stdout).toMatch(/Restored backup \d{8}_\d{6}/);
+    expect(again.stderr).not.toMatch(/differs/);
+    expect(again.code).toBe(0);
+    expect(await docker.exists("container", job)).toBe(false);
+    expect((await docker.must(["inspect", "--format", "{{.State.Running}}", app])).trim()).toBe("true");
   });
 
   it("fails the update with the runtime's message when the restore fails, and starts the app again", async () => {

@@ -1,9 +1,18 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { spawn } from "node:child_process";
 import { DockerHost } from "./docker";
 import { types, type Declared, type ProgramRun } from "./program";
-import { run, type RunResult } from "./run";
+import { mustRun, type RunResult } from "./run";
+
+/** A declared restore command, started as the engine starts it. */
+export interface RunningCommand {
+  result: Promise<RunResult>;
+  /** What a cancelled `pulumi up` does to it: SIGKILL to the command's own process. */
+  kill(): void;
+  pid: number;
+}
 
 /**
  * Creates on real Docker daemons what the program declared under mocks: the same image,
@@ -12,7 +21,10 @@ import { run, type RunResult } from "./run";
  * a function that runs its script with its environment. Existing volumes and containers
  * are left as they are (a second `pulumi up` does not recreate them either).
  */
-export async function materialise(program: ProgramRun, previous?: ProgramRun): Promise<{ restore?: () => Promise<RunResult>; retained: string[]; deleted: string[] }> {
+export async function materialise(
+  program: ProgramRun,
+  previous?: ProgramRun,
+): Promise<{ restore?: () => Promise<RunResult>; startRestore?: () => RunningCommand; retained: string[]; deleted: string[] }> {
   const hosts = new Map<string, DockerHost>();
   for (const provider of [...(previous?.resources ?? []), ...program.resources].filter((r) => r.type === types.provider)) {
     hosts.set(provider.id, new DockerHost(provider.inputs.host));
@@ -23,7 +35,7 @@ export async function materialise(program: ProgramRun, previous?: ProgramRun): P
     return host;
   };
 
-  let restore: (() => Promise<RunResult>) | undefined;
+  let startRestore: (() => RunningCommand) | undefined;
   for (const r of program.resources) {
     switch (r.type) {
       case types.volume: {
@@ -35,16 +47,24 @@ export async function materialise(program: ProgramRun, previous?: ProgramRun): P
       }
       case types.image: {
         const host = hostOf(r);
-        if (!(await host.exists("image", r.inputs.name))) {
+        if (await host.exists("image", r.inputs.name)) break;
+        const build = r.inputs.build as { context: string; dockerfile?: string; buildArgs?: Record<string, string> } | undefined;
+        if (!build) {
           await host.must(["pull", r.inputs.name]);
+          break;
         }
+        // Built by the target host's daemon from the context sent to it, as the provider
+        // does through the API's classic builder (resource_docker_image_funcs.go).
+        const args = ["build", "--quiet", "-t", r.inputs.name, "-f", path.join(build.context, build.dockerfile ?? "Dockerfile")];
+        for (const [k, v] of Object.entries(build.buildArgs ?? {})) args.push("--build-arg", `${k}=${v}`);
+        await mustRun("docker", [...args, build.context], { env: { ...host.env, DOCKER_BUILDKIT: "0" } });
         break;
       }
       case types.container:
         await createContainer(hostOf(r), r);
         break;
       case types.command:
-        restore = () => runCommand(r);
+        startRestore = () => startCommand(r);
         break;
     }
   }
@@ -64,7 +84,8 @@ export async function materialise(program: ProgramRun, previous?: ProgramRun): P
     if (r.type === types.volume) await hostOf(r).must(["volume", "rm", r.inputs.name]);
     deleted.push(r.name);
   }
-  return { restore, retained, deleted };
+  const restore = startRestore && (() => startRestore!().result);
+  return { restore, startRestore, retained, deleted };
 }
 
 function labels(r: Declared): string[] {
@@ -93,6 +114,7 @@ async function createContainer(host: DockerHost, r: Declared): Promise<void> {
       if (hc.interval) args.push("--health-interval", hc.interval);
       if (hc.timeout) args.push("--health-timeout", hc.timeout);
       if (hc.startPeriod) args.push("--health-start-period", hc.startPeriod);
+      if (hc.startInterval) args.push("--health-start-interval", hc.startInterval);
       if (hc.retries) args.push("--health-retries", String(hc.retries));
     }
     if (i.stopTimeout) args.push("--stop-timeout", String(i.stopTimeout));
@@ -102,26 +124,67 @@ async function createContainer(host: DockerHost, r: Declared): Promise<void> {
 
     // Uploads: the files with their content and executable bit, copied in before start.
     const root = path.join(work, "uploads");
-    for (const u of (i.uploads ?? []) as { file: string; content: string; executable?: boolean }[]) {
+    for (const u of (i.uploads ?? []) as { file: string; content: string; executable?: boolean; permissions?: string }[]) {
       const target = path.join(root, u.file);
       fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.writeFileSync(target, u.content, { mode: u.executable ? 0o755 : 0o644 });
+      const mode = u.permissions ? parseInt(u.permissions, 8) : u.executable ? 0o755 : 0o644;
+      fs.writeFileSync(target, u.content, { mode });
+      fs.chmodSync(target, mode);
     }
     if (fs.existsSync(root)) await host.must(["cp", `${root}/.`, `${i.name}:/`]);
     await host.must(["start", i.name]);
+    if (i.wait) await waitHealthy(host, i.name, (i.waitTimeout ?? 60) * 1000);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
-/** Runs a declared command.local.Command's create script as the provider would. */
-async function runCommand(r: Declared): Promise<RunResult> {
+/** As the provider's wait: the container must turn healthy in time, or the update fails. */
+async function waitHealthy(host: DockerHost, name: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let state = "";
+  while (Date.now() < deadline) {
+    state = (await host.must(["inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}", name])).trim();
+    if (state === "healthy") return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`container ${name} is ${state}, not healthy, after ${timeoutMs / 1000} s:\n${(await host.run(["logs", "--tail", "20", name])).stderr}`);
+}
+
+/**
+ * Starts a declared command.local.Command's create script as the provider does: the
+ * operator's whole environment, then the declared one (pulumi-command
+ * provider/pkg/provider/local/commandOutputs.go: cmd.Env = os.Environ(), then appends),
+ * run by exec.CommandContext, which on cancel SIGKILLs that one process, not its children.
+ */
+function startCommand(r: Declared): RunningCommand {
   const [interpreter, ...flags] = (r.inputs.interpreter as string[]) ?? ["/bin/sh", "-c"];
-  return run(interpreter, [...flags, r.inputs.create], {
-    // As pulumi-command runs it: the operator's whole environment, then the declared one
-    // (provider/pkg/provider/local/commandOutputs.go: cmd.Env = os.Environ(), then appends).
-    env: { ...(process.env as Record<string, string>), ...(r.inputs.environment as Record<string, string>) },
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...(r.inputs.environment as Record<string, string>) })) {
+    if (v !== undefined) env[k] = v;
+  }
+  const child = spawn(interpreter, [...flags, r.inputs.create], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on("data", (d) => out.push(d));
+  child.stderr.on("data", (d) => err.push(d));
+  let killed = false;
+  const result = new Promise<RunResult>((resolve, reject) => {
+    const done = (code: number | null, signal: NodeJS.Signals | null) =>
+      resolve({ code: code ?? (signal ? 128 + 9 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    child.on("error", reject);
+    // Killed, its orphaned children may hold the pipes open: the command has ended anyway.
+    child.on("exit", (code, signal) => killed && done(code, signal));
+    child.on("close", done);
   });
+  return {
+    result,
+    pid: child.pid!,
+    kill: () => {
+      killed = true;
+      child.kill("SIGKILL");
+    },
+  };
 }
 
 function shellQuote(s: string): string {

@@ -124,8 +124,21 @@ export function only(run: ProgramRun, type: string): Declared {
 }
 
 /** The env list of a container as a map. */
+/** A container's runtime settings: its env, and the settings file uploaded into it. */
 export function envOf(container: Declared): Record<string, string> {
-  return Object.fromEntries((container.inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+  const env = Object.fromEntries((container.inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+  const file = ((container.inputs.uploads ?? []) as { file: string; content: string }[]).find((u) => u.file === env.EDMS_BACKUP_ENV_FILE);
+  return { ...env, ...(file ? parseEnvFile(file.content) : {}) };
+}
+
+/** The runtime's settings file (runtime/lib/envfile.sh): NAME=VALUE lines, \n and \\ escaped. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n").filter((l) => l !== "")) {
+    const at = line.indexOf("=");
+    env[line.slice(0, at)] = line.slice(at + 1).replace(/\\(\\|n)/g, (_, c: string) => (c === "n" ? "\n" : "\\"));
+  }
+  return env;
 }
 
 // How the engine's wire format marks a secret value.

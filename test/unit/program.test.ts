@@ -1,7 +1,8 @@
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { envOf, only, runProgram, stackConfig, types, type ProgramRun } from "../support/program";
+import { envOf, only, parseEnvFile, runProgram, stackConfig, types, type ProgramRun } from "../support/program";
 import { repoRoot, runtimeDir } from "../support/run";
 
 const password = "db pass w0rd";
@@ -36,10 +37,17 @@ describe.each(["dev", "staging", "prod"])("stack %s", (stack) => {
     expect(volume.options.protect).toBe(stack === "prod");
 
     const container = only(run, types.container);
-    expect(only(run, types.image).inputs.name).toBe(config["edms-backup:image"] ?? "postgres:16-bookworm");
-    expect(container.inputs.image).toBe(only(run, types.image).inputs.name);
+    // The runtime's image is built on the target host from the configured one.
+    const image = only(run, types.image);
+    expect(image.inputs.name).toMatch(/^edms-backup-runtime:[0-9a-f]{12}$/);
+    expect(image.inputs.build).toEqual({ context: path.join(repoRoot, "components", "image"), dockerfile: "Dockerfile", buildArgs: { BASE: config["edms-backup:image"] ?? "postgres:16-bookworm" } });
+    expect(container.inputs.image).toBe(image.inputs.name);
     expect(container.inputs.command).toEqual(["/opt/edms-backup/edms-backup", "schedule"]);
-    expect(container.secretInputs).toContain("envs");
+    // Its settings in a file of mode 0600, not in the environment `docker inspect` shows.
+    expect(container.inputs.envs).toEqual(["EDMS_BACKUP_ENV_FILE=/run/edms-backup/env"]);
+    expect(container.secretInputs).toContain("uploads");
+    expect((container.inputs.uploads as { file: string; permissions?: string }[]).find((u) => u.file === "/run/edms-backup/env")?.permissions).toBe("0600");
+    expect(container.inputs.wait).toBe(true);
     expect(container.inputs.restart).toBe("unless-stopped");
     expect(container.inputs.healthcheck.tests).toEqual(["CMD", "/opt/edms-backup/edms-backup", "status"]);
     for (const key of ["interval", "timeout", "startPeriod"]) {
@@ -100,7 +108,7 @@ describe("secrets", () => {
       "edms-backup:restore": JSON.stringify({ backupId: "20260104_020000", confirm: true }),
       "edms-backup:appSecrets": JSON.stringify({ SECRET_KEY: "sk-value", ENCRYPTION_KEY: "ek-value" }),
     }), { stack: "dev", secretKeys });
-    expect(only(run, types.container).secretInputs).toEqual(["envs"]);
+    expect(only(run, types.container).secretInputs).toEqual(["uploads"]);
     expect(only(run, types.command).secretInputs).toEqual(["environment"]);
     for (const r of run.resources) {
       const open = Object.fromEntries(Object.entries(r.inputs).filter(([k]) => !r.secretInputs.includes(k)));
@@ -128,26 +136,56 @@ describe("restore", () => {
     const cmd = only(run, types.command);
     expect(cmd.inputs.triggers).toEqual(["20260104_020000", "", "ssh://deploy@edms-staging.internal", ""]);
     expect(cmd.inputs.create).toBe(fs.readFileSync(path.join(repoRoot, "components", "restore.sh"), "utf8"));
-    expect(cmd.inputs.interpreter).toEqual(["/bin/bash", "-c"]);
+    expect(cmd.inputs.interpreter).toEqual(["/bin/sh", "-c"]);
     expect(cmd.secretInputs).toContain("environment");
     expect(cmd.options.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
     expect(cmd.inputs.update).toMatch(/already ran/);
     expect(cmd.inputs.environment).toMatchObject({
-      DOCKER_HOST: "ssh://deploy@edms-staging.internal",
+      EDMS_RESTORE_DOCKER_HOST: "ssh://deploy@edms-staging.internal",
+      EDMS_RESTORE_DOCKER_SOCKET: "/var/run/docker.sock",
       EDMS_RESTORE_ID: "20260104_020000",
       EDMS_RESTORE_WITH_CONFIG: "true",
       EDMS_RESTORE_APP_CONTAINERS: "edms_staging_backend edms_staging_celery",
       EDMS_RESTORE_BACKUP_VOLUME: "edms-backups-staging",
-      PGPASSWORD: password,
+      EDMS_RESTORE_IMAGE: only(run, types.image).inputs.name,
     });
+    expect(cmd.inputs.environment.EDMS_RESTORE_JOB).toMatch(/^edms-backup-restore-staging-[0-9a-f]{10}$/);
+    expect(parseEnvFile(cmd.inputs.environment.EDMS_RESTORE_ENV)).toMatchObject({ PGPASSWORD: password, EDMS_BACKUP_DIR: "/backups" });
+    // Nothing of the runtime's settings is a variable of the command itself.
+    expect(Object.keys(cmd.inputs.environment).filter((k) => !k.startsWith("EDMS_RESTORE_"))).toEqual([]);
     const again = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, requestId: "second" }), { stack: "staging", secretKeys });
     expect(only(again, types.command).inputs.triggers).toEqual(["20260104_020000", "second", "ssh://deploy@edms-staging.internal", ""]);
+    // Another request is another job: a finished one is never reported as the new one.
+    expect(only(again, types.command).inputs.environment.EDMS_RESTORE_JOB).not.toBe(cmd.inputs.environment.EDMS_RESTORE_JOB);
     // The same backupId declared against another host (a new VM) runs there.
     const moved = await runProgram(
       restoreConfig({ backupId: "20260104_020000", confirm: true, fromHost: "ssh://deploy@edms-staging.internal" }, { "edms-backup:dockerHost": "ssh://deploy@edms-new.internal" }),
       { stack: "staging", secretKeys },
     );
     expect(only(moved, types.command).inputs.triggers).toEqual(["20260104_020000", "", "ssh://deploy@edms-new.internal", "ssh://deploy@edms-staging.internal"]);
+  });
+
+  it("runs from a POSIX shell with the docker CLI only: no bash 4, no GNU tar", async () => {
+    const script = fs.readFileSync(path.join(repoRoot, "components", "restore.sh"), "utf8");
+    expect(script.split("\n")[0]).toBe("#!/bin/sh");
+    // dash (Debian's sh) parses it; the bash and GNU-only forms macOS lacks are absent.
+    const parsed = spawnSync("dash", ["-n", path.join(repoRoot, "components", "restore.sh")], { encoding: "utf8" });
+    expect(parsed.status, parsed.stderr).toBe(0);
+    const code = script.split("\n").filter((l) => !/^\s*#/.test(l)).join("\n");
+    for (const bashism of [/\[\[/, /declare /, /\blocal /, /--transform/, /^set .*pipefail/m, /\$\{!/, /\w+=\(/, /<<</, /\$\{\w+\[/]) {
+      expect(code).not.toMatch(bashism);
+    }
+  });
+
+  it("uses a configured runtimeImage as it is, and the socket of a unix:// host", async () => {
+    const run = await runProgram(
+      restoreConfig({ backupId: "20260104_020000", confirm: true }, { "edms-backup:runtimeImage": "registry.example.org/edms-runtime:16", "edms-backup:dockerHost": "unix:///run/user/1000/docker.sock" }),
+      { stack: "staging", secretKeys },
+    );
+    expect(run.error).toBeUndefined();
+    expect(only(run, types.image).inputs).toMatchObject({ name: "registry.example.org/edms-runtime:16" });
+    expect(only(run, types.image).inputs.build).toBeUndefined();
+    expect(only(run, types.command).inputs.environment).toMatchObject({ EDMS_RESTORE_IMAGE: "registry.example.org/edms-runtime:16", EDMS_RESTORE_DOCKER_SOCKET: "/run/user/1000/docker.sock" });
   });
 
   // `pulumi config set --path 'edms-backup:restore.requestId' 2` stores a number; the
@@ -185,7 +223,7 @@ describe("off-site copies in the stack config", () => {
     const run = await runProgram(offsite(), { stack: "prod", secretKeys: offsiteSecretKeys });
     expect(run.error).toBeUndefined();
     const container = only(run, types.container);
-    expect(container.secretInputs).toContain("envs");
+    expect(container.secretInputs).toContain("uploads");
     expect(envOf(container)).toMatchObject({
       RESTIC_REPOSITORY: "s3:https://s3.example.org/edms-bucket/prod",
       RESTIC_PASSWORD: "restic pass phrase",
@@ -222,12 +260,13 @@ describe("off-site copies in the stack config", () => {
     const run = await runProgram(offsite({ "edms-backup:restore": restore }), { stack: "prod", secretKeys: offsiteSecretKeys });
     expect(run.error).toBeUndefined();
     const env = only(run, types.command).inputs.environment;
-    expect(env.EDMS_RESTORE_FROM_OFFSITE).toBe("true");
-    const passed = env.EDMS_RESTORE_PASS_VARS.split(" ");
-    expect(passed).toEqual(expect.arrayContaining(["PGPASSWORD", "RESTIC_REPOSITORY", "RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "EDMS_BACKUP_STACK"]));
-    expect(passed.filter((v: string) => !(v in env))).toEqual([]);
+    const passed = parseEnvFile(env.EDMS_RESTORE_ENV);
+    expect(Object.keys(passed)).toEqual(expect.arrayContaining(["PGPASSWORD", "RESTIC_REPOSITORY", "RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "EDMS_BACKUP_STACK"]));
+    expect(passed.AWS_SECRET_ACCESS_KEY).toBe("s3cr3t-key");
+    // The script reads EDMS_RESTORE_* only, and runs docker in a closed environment.
     const script = fs.readFileSync(path.join(repoRoot, "components", "restore.sh"), "utf8");
-    expect(script).not.toMatch(/compgen -e/);
+    expect(script).toMatch(/env -i PATH=/);
+    expect(script).not.toMatch(/compgen -e|PASS_VARS/);
   });
 
   it("refuses restore.fromOffsite without offsite, or with fromHost", async () => {
