@@ -198,3 +198,108 @@ describe("restoring on the new VM with other secrets", () => {
     expect(await dbFingerprint(pg(b), "edms")).toEqual(dataA);
   });
 });
+
+// Runbook E: the old VM is lost. The stack's backups went off-site (restic over sftp to a
+// store that is neither VM); the old host's daemon is stopped for good; the stack, pointed
+// at an empty new VM, restores the backup from the off-site repository.
+describe("the old VM is lost: restoring from the off-site copy onto an empty new VM", () => {
+  const offsitePassword = "restic pass phrase for the move";
+  const sftpName = uniq("edms-sftp");
+  const sftpDir = path.join(local, "sftp");
+  const marker = "only-in-a-document-7f3a1c";
+  let offsite: Record<string, unknown>;
+  let lostId: string;
+  let dataB: Awaited<ReturnType<typeof dbFingerprint>>;
+  let treeB: ReturnType<typeof snapshotTree>;
+  let programOld: ProgramRun;
+  let result: Awaited<ReturnType<NonNullable<Awaited<ReturnType<typeof materialise>>["restore"]>>>;
+  const offsiteKeys = [...secretKeys, "edms-backup:offsitePassword", "edms-backup:offsiteSshKey"];
+
+  beforeAll(async () => {
+    offsite = await startSftpStore();
+    // The old VM is B, as the move above left it, with one more document.
+    await b.must(["run", "--rm", "-v", `${names.docs}:/v`, "--entrypoint", "bash", testImage, "-c", `printf '%s\\n' "$1" > /v/late-document.txt`, "_", marker]);
+    programOld = await runProgram(config(b.host, "password on B", offsite), { stack, secretKeys: offsiteKeys });
+    expect(programOld.error).toBeUndefined();
+    await materialise(programOld);
+    const backup = await b.run(["exec", scheduler, "/opt/edms-backup/edms-backup", "backup"]);
+    expect(backup.stderr).toMatch(/off-site/);
+    expect(backup.code).toBe(0);
+    lostId = backup.stdout.trim().split("\n").pop()!;
+    dataB = await dbFingerprint(pg(b), "edms");
+    const out = fs.mkdtempSync(path.join(local, "old-b-"));
+    await b.readVolume(names.docs, ".", out);
+    treeB = snapshotTree(out);
+    await mustRun("bash", [secondDaemon, "stop", bDir]);
+    expect((await b.run(["info"])).code).not.toBe(0);
+
+    // The new VM: this machine's daemon, emptied of the stack and given an empty EDMS.
+    await a.removeAll({ containers: [names.app, names.db], volumes: [names.docs, names.media, names.backups], networks: [names.network] });
+    await edmsOn(a, "password on the new VM");
+  });
+
+  afterAll(async () => {
+    await a.removeAll({ containers: [sftpName] });
+  });
+
+  it("the old host's resources block `up` until they leave the state (runbook E), then the restore from off-site runs", async () => {
+    const programNew = await runProgram(
+      config(a.host, "password on the new VM", { ...offsite, "edms-backup:restore": { backupId: lostId, confirm: true, fromOffsite: true } }),
+      { stack, secretKeys: offsiteKeys },
+    );
+    expect(programNew.error).toBeUndefined();
+    // Deleting the old scheduler goes through the old host's provider, which cannot connect.
+    await expect(materialise(programNew, programOld)).rejects.toThrow(/Cannot connect|docker.sock/);
+    // After `pulumi state delete` of the old host's resources: the update runs on the new VM alone.
+    result = await (await materialise(programNew)).restore!();
+    expect(result.stderr).toMatch(new RegExp(`${lostId}.*off-site|off-site.*${lostId}`));
+    expect(result.code).toBe(0);
+  });
+
+  it("brings back the database and the documents byte for byte, and every user's password verifies", async () => {
+    expect(await dbFingerprint(pg(a), "edms")).toEqual(dataB);
+    const out = fs.mkdtempSync(path.join(local, "new-a-"));
+    await a.readVolume(names.docs, ".", out);
+    expect(snapshotTree(out)).toEqual(treeB);
+    const rows = (await a.psql(names.db, "SELECT username || ' ' || password FROM users_user ORDER BY id")).trim().split("\n");
+    for (const [i, row] of rows.entries()) expect(djangoVerify(edmsUsers[i].password, row.split(" ")[1])).toBe(true);
+    expect((await a.must(["inspect", "--format", "{{.State.Running}}", names.app])).trim()).toBe("true");
+  });
+
+  it("the off-site store holds the backup encrypted: no document's text, no secret", async () => {
+    const found = await a.run(["exec", sftpName, "grep", "-r", "-l", "-F", "-e", marker, "-e", secrets.ENCRYPTION_KEY, "-e", "password on B", "/srv/repos"]);
+    expect(found.code).toBe(1);
+    expect(found.stdout).toBe("");
+    expect((await a.must(["exec", sftpName, "ls", "/srv/repos/edms"])).split("\n")).toEqual(expect.arrayContaining(["config", "data", "keys", "snapshots"]));
+    expect(result.stdout + result.stderr).not.toContain(offsitePassword);
+  });
+
+  /**
+   * Debian's OpenSSH server in a container on this machine's daemon, published on its
+   * bridge's address: the old VM's containers reach it there, and so do the new VM's.
+   * Its host key is pinned (offsite.knownHosts), one client key is allowed.
+   */
+  async function startSftpStore(): Promise<Record<string, unknown>> {
+    fs.mkdirSync(path.join(sftpDir, "etc"), { recursive: true });
+    await mustRun("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sftpDir, "etc", "host_ed25519")]);
+    await mustRun("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sftpDir, "client")]);
+    fs.copyFileSync(path.join(sftpDir, "client.pub"), path.join(sftpDir, "etc", "authorized_keys"));
+    fs.writeFileSync(
+      path.join(sftpDir, "etc", "sshd_config"),
+      ["Port 22", "HostKey /etc/edms-sftp/host_ed25519", "AuthorizedKeysFile /etc/edms-sftp/authorized_keys", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "Subsystem sftp internal-sftp", ""].join("\n"),
+    );
+    const gateway = (await a.must(["network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"])).trim();
+    await a.must(["create", "--name", sftpName, "-p", `${gateway}::22`, "--entrypoint", "bash", testImage, "-c",
+      "mkdir -p /run/sshd /srv/repos && exec /usr/sbin/sshd -D -e -f /etc/edms-sftp/sshd_config"]);
+    await a.must(["cp", path.join(sftpDir, "etc"), `${sftpName}:/etc/edms-sftp`]);
+    await a.must(["start", sftpName]);
+    const port = (await a.must(["port", sftpName, "22"])).trim().split("\n")[0].split(":").pop();
+    const hostKey = fs.readFileSync(path.join(sftpDir, "etc", "host_ed25519.pub"), "utf8").split(" ").slice(0, 2).join(" ");
+    return {
+      "edms-backup:offsite": { repository: `sftp://root@${gateway}:${port}//srv/repos/edms`, knownHosts: `[${gateway}]:${port} ${hostKey}` },
+      "edms-backup:offsitePassword": offsitePassword,
+      "edms-backup:offsiteSshKey": fs.readFileSync(path.join(sftpDir, "client"), "utf8"),
+    };
+  }
+});

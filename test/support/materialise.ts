@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
+import * as crypto from "node:crypto";
 import { DockerHost } from "./docker";
 import { types, type Declared, type ProgramRun } from "./program";
 import { mustRun, type RunResult } from "./run";
@@ -18,8 +19,9 @@ export interface RunningCommand {
  * Creates on real Docker daemons what the program declared under mocks: the same image,
  * env, mounts, uploads, network, labels, healthcheck and command, through the docker CLI
  * of the host each resource's provider names. A declared restore command is returned as
- * a function that runs its script with its environment. Existing volumes and containers
- * are left as they are (a second `pulumi up` does not recreate them either).
+ * a function that runs its script with its environment. Existing volumes are left as they
+ * are, and so are containers whose declared inputs did not change (the engine replaces
+ * those that changed).
  */
 export async function materialise(
   program: ProgramRun,
@@ -94,13 +96,19 @@ function labels(r: Declared): string[] {
 
 async function createContainer(host: DockerHost, r: Declared): Promise<void> {
   const i = r.inputs;
-  if (await host.exists("container", i.name)) return;
+  // The engine replaces a container whose declared inputs changed (env, uploads, image…).
+  const declared = crypto.createHash("sha256").update(JSON.stringify(i)).digest("hex");
+  if (await host.exists("container", i.name)) {
+    const current = (await host.must(["inspect", "--format", '{{index .Config.Labels "edms-test.inputs"}}', i.name])).trim();
+    if (current === declared) return;
+    await host.must(["rm", "-f", i.name]);
+  }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "edms-ctr-"));
   try {
     const envFile = path.join(work, "env");
     fs.writeFileSync(envFile, `${(i.envs as string[]).join("\n")}\n`, { mode: 0o600 });
     const [firstNetwork, ...otherNetworks] = (i.networksAdvanced ?? []) as { name: string }[];
-    const args = ["create", "--name", i.name, "--env-file", envFile, ...labels(r)];
+    const args = ["create", "--name", i.name, "--env-file", envFile, ...labels(r), "--label", `edms-test.inputs=${declared}`];
     if (i.restart) args.push("--restart", i.restart);
     if (firstNetwork) args.push("--network", firstNetwork.name);
     for (const m of i.mounts as { type: string; source: string; target: string; readOnly?: boolean }[]) {

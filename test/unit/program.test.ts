@@ -248,6 +248,7 @@ describe("off-site copies in the stack config", () => {
     [{ "edms-backup:offsitePassword": "" }, /edms-backup:offsitePassword must not be empty/],
     [{ "edms-backup:offsite": JSON.stringify({ repository: "/mnt/usb" }) }, /edms-backup:offsite\.repository must be a restic repository: s3:https/],
     [{ "edms-backup:offsite": JSON.stringify({ repository: "sftp:u@h:/r", checkSchedule: "weekly" }) }, /edms-backup:offsite\.checkSchedule 'weekly' has 1 fields/],
+    [{ "edms-backup:offsite": JSON.stringify({ repository: "sftp:u@h:/r" }) }, /offsiteSshKey is required for an sftp: repository[^]*offsite\.knownHosts is required for an sftp: repository/],
     [{ "edms-backup:offsiteEnv": JSON.stringify({ "aws key": "x" }) }, /edms-backup:offsiteEnv\.aws key is not an environment variable's name/],
   ])("refuses %j with the key and how to set it", async (extra, message) => {
     const run = await runProgram(offsite(extra), { stack: "prod", secretKeys: offsiteSecretKeys });
