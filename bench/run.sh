@@ -6,7 +6,13 @@
 #   full backup     edms-backup backup          vs  pg_dump -Fc + tar -czf of the storage
 #   repeat backup   edms-backup backup after ~1% of the storage changed, vs the seed's full
 #   restore         edms-backup restore onto a new instance  vs  pg_restore + tar -xzf
-# and what the repeat backup added to the disk. Defaults: about 350 MB of database, 450 MB
+# and what the repeat backup added to the disk; then, off-site (restic over sftp to
+# OpenSSH's server on loopback, test/bed/sshd.sh):
+#   push full / repeat  seconds and bytes added to the repository; the repeat's bytes
+#                       against the changed files + the new dump, zstd-compressed as restic does
+#   disaster restore    pull from the repository + restore onto a new instance, the local
+#                       backups gone, vs the seed's restore (which reads from a local disk)
+# Defaults: about 350 MB of database, 450 MB
 # of storage (70% incompressible, like PDFs and DOCX), 5 rounds (runs vary by ±15% on a
 # 2-core VM); medians are compared.
 # Needs the PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin) and root (it runs
@@ -46,6 +52,7 @@ start_cluster() {
 }
 stop_clusters() {
   local name
+  [[ ! -f "$dir/sftp/sshd.pid" ]] || bash "$repo/test/bed/sshd.sh" stop "$dir/sftp"
   for name in source target; do
     if [[ -d "$dir/$name/data" ]]; then
       runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/$name/data" -m fast -w stop >/dev/null 2>&1 || true
@@ -188,7 +195,7 @@ ours_repeat() {
 
 ours_restore() {
   local id t0
-  id=$(ours_env "$edms" list | head -n 1 | cut -d' ' -f1)
+  id=$(ours_env "$edms" list | sed -n 1p | cut -d' ' -f1)
   t0=$(now)
   env "${dst_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" \
     "$edms" restore "$id" --yes >/dev/null 2>"$dir/ours-restore.log"
@@ -243,6 +250,50 @@ for ((r = 1; r <= rounds; r++)); do
   in_turn t_seed_restore seed_restore t_restore ours_restore
 done
 
+# --- off-site: restic over sftp on loopback --------------------------------------------------
+log "off-site: starting OpenSSH's sftp store on loopback"
+declare -A sftp=()
+while IFS='=' read -r key value; do sftp[$key]=$value; done < <(bash "$repo/test/bed/sshd.sh" start "$dir/sftp" 55522)
+offsite_env=(RESTIC_REPOSITORY="${sftp[SFTP_BASE]}/bench" RESTIC_PASSWORD="bench pass phrase"
+  EDMS_BACKUP_OFFSITE_SSH_KEY="${sftp[EDMS_BACKUP_OFFSITE_SSH_KEY]}" EDMS_BACKUP_OFFSITE_KNOWN_HOSTS="${sftp[EDMS_BACKUP_OFFSITE_KNOWN_HOSTS]}"
+  EDMS_BACKUP_STACK=bench)
+repo_bytes() { du -sb "$dir/sftp/repos/bench" 2>/dev/null | cut -f1 || echo 0; }
+# offsite_push ID: prints seconds and the bytes it added to the repository.
+offsite_push() {
+  local before t0 seconds
+  before=$(repo_bytes)
+  quiet
+  t0=$(now)
+  ours_env env "${offsite_env[@]}" "$edms" offsite push "$1" >/dev/null 2>"$dir/offsite.log"
+  seconds=$(elapsed "$t0" "$(now)")
+  echo "$seconds $(($(repo_bytes) - before))"
+}
+r=off
+ours_full >/dev/null
+first_id=$(ours_env "$edms" list | sed -n 1p | cut -d' ' -f1)
+log "off-site: full push of $first_id"
+read -r push_full_s push_full_bytes < <(offsite_push "$first_id")
+ours_repeat >/dev/null
+repeat_id=$(ours_env "$edms" list | sed -n 1p | cut -d' ' -f1)
+off_changed=$(<"$dir/changed-bytes")
+# What restic must add at least: the changed documents (random bytes: incompressible) and
+# the new dump, compressed with zstd at restic's default level.
+dump_zstd=$(cat "$dir/ours/$repeat_id/db/"* | zstd -3 -T0 -c | wc -c)
+off_bound=$((off_changed + dump_zstd))
+log "off-site: repeat push of $repeat_id"
+read -r push_repeat_s push_repeat_bytes < <(offsite_push "$repeat_id")
+# Disaster: the local backups are gone; pull + restore onto an empty instance.
+mv "$dir/ours" "$dir/ours-lost" && mkdir -p "$dir/ours"
+reset_target
+quiet
+log "off-site: disaster restore of $repeat_id (pull + restore)"
+t0=$(now)
+env "${dst_env[@]}" "${offsite_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" \
+  "$edms" restore "$repeat_id" --yes >/dev/null 2>"$dir/disaster.log"
+sync -f "$dir/restored"
+disaster_s=$(elapsed "$t0" "$(now)")
+rm -rf "${dir:?}/ours" && mv "$dir/ours-lost" "$dir/ours"
+
 # What the last repeat backup added to the disk (blocks not shared with the backup before).
 mapfile -t ids < <(ours_env "$edms" list | cut -d' ' -f1)
 added=$(du -sk "$dir/ours/${ids[1]}" "$dir/ours/${ids[0]}" | sed -n 2p | cut -f1)
@@ -274,4 +325,9 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
 
   sizes: seed backup $((seed_size / 1024)) MB, edms-backup full $((full_size / 1024)) MB
   repeat backup added $((added / 1024)) MB to the disk: its dump $((dump_kib / 1024)) MB + changed files $((changed_bytes / 1048576)) MB (+ manifests and indexes)
+
+  off-site (restic $(restic version | cut -d' ' -f2) over sftp on loopback), one run each:
+    full push            $(printf '%8.2f' "$push_full_s") s   $((push_full_bytes / 1048576)) MB added to the repository (local backup $((full_size / 1024)) MB)
+    repeat push (1%)     $(printf '%8.2f' "$push_repeat_s") s   $((push_repeat_bytes / 1048576)) MB added; changed files $((off_changed / 1048576)) MB + dump zstd $((dump_zstd / 1048576)) MB = $((off_bound / 1048576)) MB   ratio $(printf '%5.2f' "$(ratio "$push_repeat_bytes" "$off_bound")")   <= 1.10
+    disaster restore     $(printf '%8.2f' "$disaster_s") s   pull + restore, local backups gone; seed restore $(printf '%.2f' "$sr") s   ratio $(printf '%5.2f' "$(ratio "$disaster_s" "$sr")")   <= 1.00
 REPORT

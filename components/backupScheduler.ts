@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { toLabels } from "./backupVolume";
-import { envFilePath, envFileText, mounts, runtimeEnv } from "./runtimeEnv";
+import { configFolders, envFilePath, envFileText, mounts, runtimeEnv } from "./runtimeEnv";
 import { runtimeFiles, runtimeMount } from "./runtimeFiles";
 import type { Settings } from "./settings";
 
@@ -23,8 +23,8 @@ export const imageContext = path.join(__dirname, "image");
  * The container that takes the backups: `edms-backup schedule` in the runtime's image (built
  * on the target host from the configured PostgreSQL image, or a prebuilt runtimeImage),
  * with the runtime uploaded from runtime/, its settings in a file of mode 0600 (not in
- * the environment `docker inspect` shows), the storage volumes and config paths
- * read-only, the backup volume read-write, on the database's network, restarted unless
+ * the environment `docker inspect` shows), the storage volumes and the config paths'
+ * folders read-only, the backup volume read-write, on the database's network, restarted unless
  * stopped, and a healthcheck that turns unhealthy when a scheduled backup is overdue;
  * `pulumi up` waits until it is healthy.
  */
@@ -56,7 +56,7 @@ export class BackupScheduler extends pulumi.ComponentResource {
         ],
         mounts: [
           ...settings.storageVolumes.map((volume, i) => ({ type: "volume", source: volume, target: mounts.storage(i), readOnly: true })),
-          ...settings.configPaths.map((hostPath) => ({ type: "bind", source: hostPath, target: mounts.config(hostPath), readOnly: true })),
+          ...configFolders(settings.configPaths).map((folder) => ({ type: "bind", source: folder, target: mounts.config(folder), readOnly: true })),
           { type: "volume", source: args.backupVolumeName, target: mounts.backups, readOnly: false },
         ],
         networksAdvanced: [{ name: settings.network }],

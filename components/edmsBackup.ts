@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { BackupScheduler } from "./backupScheduler";
 import { BackupVolume } from "./backupVolume";
+import { DemoEdms } from "./demoEdms";
 import { RestoreCommand } from "./restoreCommand";
 import { runtimeMount } from "./runtimeFiles";
 import { hostKey, nextRun, type Settings } from "./settings";
@@ -21,6 +22,7 @@ export class EdmsBackup extends pulumi.ComponentResource {
   readonly volume: BackupVolume;
   readonly scheduler: BackupScheduler;
   readonly restore?: RestoreCommand;
+  readonly demo?: DemoEdms;
   readonly volumeName: pulumi.Output<string>;
   readonly containerName: pulumi.Output<string>;
   readonly schedule: string;
@@ -40,10 +42,13 @@ export class EdmsBackup extends pulumi.ComponentResource {
       { volumeName: settings.backupVolumeName, provider: this.provider, protect: settings.protectBackups, labels },
       { parent: this },
     );
+    if (settings.demo) {
+      this.demo = new DemoEdms(`${name}-demo-${key}`, { settings, provider: this.provider, labels }, { parent: this });
+    }
     this.scheduler = new BackupScheduler(
       `${name}-scheduler-${key}`,
       { settings, provider: this.provider, backupVolumeName: this.volume.volumeName, labels },
-      { parent: this },
+      { parent: this, dependsOn: this.demo ? [this.demo] : [] },
     );
 
     const dependsOn: pulumi.Resource[] = [this.volume, this.scheduler];

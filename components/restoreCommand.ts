@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { envFileText, runtimeEnv } from "./runtimeEnv";
+import { configFolders, envFileText, runtimeEnv } from "./runtimeEnv";
 import { runtimeDir } from "./runtimeFiles";
 import type { Settings } from "./settings";
 
@@ -68,7 +68,7 @@ export class RestoreCommand extends pulumi.ComponentResource {
           EDMS_RESTORE_BACKUP_VOLUME: volume,
           EDMS_RESTORE_STORAGE_VOLUMES: settings.storageVolumes.join(" "),
           EDMS_RESTORE_APP_CONTAINERS: settings.appContainers.join(" "),
-          EDMS_RESTORE_CONFIG_FOLDERS: configFolders(settings, restore.withConfig).join("\n"),
+          EDMS_RESTORE_CONFIG_FOLDERS: restoredConfigFolders(settings, restore.withConfig).join("\n"),
           EDMS_RESTORE_RUNTIME_DIR: runtimeDir,
           EDMS_RESTORE_ENV: envFileText(runtimeVars),
         };
@@ -95,7 +95,6 @@ export class RestoreCommand extends pulumi.ComponentResource {
 }
 
 /** The host folders of the config files a restore writes: mounted whole into the job. */
-function configFolders(settings: Settings, withConfig: boolean): string[] {
-  const files = [...(withConfig ? settings.configPaths : []), ...(settings.appEnvFile ? [settings.appEnvFile] : [])];
-  return [...new Set(files.map((file) => path.posix.dirname(file)))];
+function restoredConfigFolders(settings: Settings, withConfig: boolean): string[] {
+  return configFolders([...(withConfig ? settings.configPaths : []), ...(settings.appEnvFile ? [settings.appEnvFile] : [])]);
 }

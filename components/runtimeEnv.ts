@@ -1,3 +1,4 @@
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Settings } from "./settings";
 
@@ -31,6 +32,8 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
       TZ: settings.timezone,
     };
     if (settings.appEnvFile) env.EDMS_BACKUP_APP_ENV_FILE = settings.appEnvFile;
+    // The demo's first backup within minutes, not at the schedule's next match.
+    if (settings.demo) env.EDMS_BACKUP_FIRST_AT_START = "true";
     if (settings.offsite) {
       Object.assign(env, offsite, {
         RESTIC_REPOSITORY: settings.offsite.repository,
@@ -59,4 +62,15 @@ export function envFileText(env: Record<string, string>): string {
     .sort()
     .map((name) => `${name}=${env[name].replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}\n`)
     .join("");
+}
+
+/**
+ * The host folders to bind-mount for config files: each file's folder, not the file. A
+ * bind mount of a single file pins its inode, and editors, `--with-config` restores and
+ * deploy tools replace a file by rename: the container would go on reading the old one.
+ * A folder inside another one in the list is left out (the outer mount holds it).
+ */
+export function configFolders(paths: string[]): string[] {
+  const folders = [...new Set(paths.map((p) => path.posix.dirname(path.posix.normalize(p))))].sort();
+  return folders.filter((f) => !folders.some((outer) => outer !== f && (outer === "/" || f.startsWith(`${outer}/`))));
 }

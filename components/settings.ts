@@ -32,6 +32,7 @@ const examples: Record<string, string> = {
   appEnvFile: "pulumi config set edms-backup:appEnvFile /srv/edms/.env",
   backupVolume: "pulumi config set edms-backup:backupVolume edms-backups",
   protectBackups: "pulumi config set edms-backup:protectBackups true",
+  demo: "pulumi config set edms-backup:demo false",
   offsite: "pulumi config set --path 'edms-backup:offsite.repository' s3:https://s3.example.org/bucket/edms-prod",
   offsitePassword: "pulumi config set --secret edms-backup:offsitePassword <the restic repository's password>",
   offsiteEnv: "pulumi config set --secret --path 'edms-backup:offsiteEnv.AWS_ACCESS_KEY_ID' <key id>",
@@ -47,6 +48,10 @@ const booleanSetting = z.union([z.boolean(), z.enum(["true", "false"]).transform
 
 const absolutePath = z.string().refine((p) => path.posix.isAbsolute(p) && p !== "/", {
   error: "must be an absolute host path other than /",
+});
+// Its folder is bind-mounted (a mount of the file itself would pin its inode): not /.
+const configPath = absolutePath.refine((p) => path.posix.dirname(path.posix.normalize(p)) !== "/", {
+  error: "is directly under /: the scheduler mounts each config path's folder, and / is not mounted; name a path inside a folder (/srv/edms/.env)",
 });
 
 const restoreSchema = z.strictObject({
@@ -79,6 +84,9 @@ const offsiteSchema = z.strictObject({
 
 const envName = /^[A-Z_][A-Z0-9_]*$/;
 
+/** The demo EDMS's database password when dbPassword is not set: a demo, nothing to keep. */
+export const demoPassword = "edms-demo-password";
+
 const settingsSchema = z.strictObject({
   dockerHost: z.string({ error: "is required" }).regex(dockerHostPattern, { error: "must be unix:///var/run/docker.sock, ssh://user@host or tcp://host:port" }),
   network: z.string({ error: "is required" }).min(1),
@@ -91,9 +99,10 @@ const settingsSchema = z.strictObject({
     },
     { error: "is required: an object { host, port, name, user }" },
   ),
-  dbPassword: z.string({ error: "is required" }).min(1, { error: "must not be empty" }),
+  // Required, except for the demo EDMS, whose database gets demoPassword.
+  dbPassword: z.string().min(1, { error: "must not be empty" }).optional(),
   storageVolumes: z.array(z.string().min(1)).min(1, { error: "must name at least one Docker volume (documents, versions, media…)" }),
-  configPaths: z.array(absolutePath).default([]),
+  configPaths: z.array(configPath).default([]),
   schedule: z.string().default("0 2 * * *"),
   timezone: z.string().default("UTC"),
   retentionDays: z.coerce.number().int().min(0).default(7),
@@ -106,9 +115,11 @@ const settingsSchema = z.strictObject({
   appContainers: z.array(z.string().min(1)).default([]),
   restore: restoreSchema.optional(),
   appSecrets: z.record(z.string().regex(secretNamePattern, { error: "secret names are letters, digits and _" }), z.string()).default({}),
-  appEnvFile: absolutePath.optional(),
+  appEnvFile: configPath.optional(),
   backupVolume: z.string().min(1).optional(),
   protectBackups: booleanSetting.optional(),
+  /** Declare a small demo EDMS on the stack's names to protect (the dev stack's first `up`). */
+  demo: booleanSetting.default(false),
   offsite: offsiteSchema.optional(),
   offsitePassword: z.string().min(1, { error: "must not be empty" }).optional(),
   /** sftp: the private key restic's ssh logs in with (its content). */
@@ -185,6 +196,11 @@ export function loadSettings(
     }
   }
   if (result.success) problems.push(...checkSchedule(result.data.schedule, result.data.timezone));
+  const demo = raw.demo === true || raw.demo === "true";
+  if (raw.dbPassword === undefined && !demo) problems.push(problem("dbPassword", "is required"));
+  if (result.success && result.data.demo && (stack === "prod" || stack === "staging")) {
+    problems.push(problem("demo", `declares a demo EDMS, which the ${stack} stack never does: remove it (pulumi config rm ${namespace}:demo)`));
+  }
   if (result.success && result.data.offsite) {
     problems.push(...checkSchedule(result.data.offsite.checkSchedule, result.data.timezone, "offsite.checkSchedule"));
     if (!result.data.offsitePassword) problems.push(problem("offsitePassword", "is required when offsite is set (restic encrypts the copies with it; keep it apart from the VM)"));
@@ -219,7 +235,7 @@ export function loadSettings(
     ...parsed,
     stack,
     project,
-    dbPassword: pulumi.secret(parsed.dbPassword),
+    dbPassword: pulumi.secret(parsed.dbPassword ?? demoPassword),
     appSecrets: pulumi.secret(parsed.appSecrets),
     appSecretNames: Object.keys(parsed.appSecrets).sort(),
     offsiteSecrets: pulumi.secret<Record<string, string>>(

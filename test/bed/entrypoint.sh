@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Entrypoint of the test image: behaves like the official postgres image's for the
-# variables the tests use (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA).
+# variables the tests use (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA) and for
+# the *.sql scripts of /docker-entrypoint-initdb.d (the demo stack's data).
 # Any command other than "postgres" runs as given, so the image doubles as the backup image.
 set -euo pipefail
 
@@ -33,6 +34,11 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
     runuser -u postgres -- psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
       -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
   fi
+  # As the official image: *.sql of /docker-entrypoint-initdb.d, in order, on first start.
+  for script in /docker-entrypoint-initdb.d/*.sql; do
+    [[ -f "$script" ]] || continue
+    runuser -u postgres -- psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$script" >/dev/null
+  done
   runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi
 

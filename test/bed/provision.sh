@@ -6,12 +6,12 @@
 # - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2,
 #   and the off-site tests' restic, curl, OpenSSH's server and OpenStack Swift (with memcached);
 # - a Docker daemon (started in the background when none answers);
-# - the test image edms-test/postgres:15-r2 (built with test/bed/build-image.sh).
+# - the test image edms-test/postgres:15-r3 (built with test/bed/build-image.sh).
 # Idempotent; `.ci/run` and the e2e suite's global setup both call it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r2}
+image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r3}
 
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)

@@ -110,6 +110,22 @@ describe("the declared stack on a real Docker daemon", () => {
     expect((await docker.must(["exec", scheduler, "stat", "-c", "%a %U", "/run/edms-backup/env"])).trim()).toBe("600 root");
   });
 
+  // Config paths are mounted by their folder: a single-file bind mount pins the inode, and
+  // a file replaced by rename (an editor, a deploy, a --with-config restore) stayed old.
+  it("a config file replaced by rename on the host is what the next scheduled backup holds", async () => {
+    const envPath = path.join(configDir, ".env");
+    fs.writeFileSync(`${envPath}.new`, "SECRET_KEY=stack-secret-key\nNEW_SETTING=renamed-in\n", { mode: 0o600 });
+    fs.renameSync(`${envPath}.new`, envPath);
+    const held = await waitFor("a scheduled backup with the new .env", 150, async () => {
+      for (const id of (await exec("list")).split("\n").map((l) => l.split(" ")[0]).filter(Boolean)) {
+        const content = await docker.must(["exec", scheduler, "tar", "-xzOf", `/backups/${id}/config.tar.gz`]);
+        if (content.includes("NEW_SETTING=renamed-in")) return content;
+      }
+      return undefined;
+    });
+    expect(held).toContain("SECRET_KEY=stack-secret-key");
+  });
+
   it("restores a damaged database and storage with the declared restore command, stopping and starting the app", async () => {
     await docker.psql(db, "DELETE FROM audit_audittrail; UPDATE users_user SET password = 'lost'; DROP TABLE users_userrole;");
     await docker.must(["run", "--rm", "-v", `${volumes.docs}:/v`, "--entrypoint", "bash", testImage, "-c", "rm -rf /v/documents && echo junk > /v/junk.txt"]);

@@ -62,6 +62,11 @@ export async function materialise(
         await mustRun("docker", [...args, build.context], { env: { ...host.env, DOCKER_BUILDKIT: "0" } });
         break;
       }
+      case types.network: {
+        const host = hostOf(r);
+        if (!(await host.exists("network", r.inputs.name))) await host.must(["network", "create", ...labels(r), r.inputs.name]);
+        break;
+      }
       case types.container:
         await createContainer(hostOf(r), r);
         break;
@@ -84,6 +89,7 @@ export async function materialise(
     }
     if (r.type === types.container) await hostOf(r).must(["rm", "-f", r.inputs.name]);
     if (r.type === types.volume) await hostOf(r).must(["volume", "rm", r.inputs.name]);
+    if (r.type === types.network) await hostOf(r).must(["network", "rm", r.inputs.name]);
     deleted.push(r.name);
   }
   const restore = startRestore && (() => startRestore!().result);
@@ -106,7 +112,7 @@ async function createContainer(host: DockerHost, r: Declared): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "edms-ctr-"));
   try {
     const envFile = path.join(work, "env");
-    fs.writeFileSync(envFile, `${(i.envs as string[]).join("\n")}\n`, { mode: 0o600 });
+    fs.writeFileSync(envFile, `${((i.envs ?? []) as string[]).join("\n")}\n`, { mode: 0o600 });
     const [firstNetwork, ...otherNetworks] = (i.networksAdvanced ?? []) as { name: string }[];
     const args = ["create", "--name", i.name, "--env-file", envFile, ...labels(r), "--label", `edms-test.inputs=${declared}`];
     if (i.restart) args.push("--restart", i.restart);

@@ -114,8 +114,16 @@ export const types = {
   volume: "docker:index/volume:Volume",
   image: "docker:index/remoteImage:RemoteImage",
   container: "docker:index/container:Container",
+  network: "docker:index/network:Network",
   command: "command:local:Command",
 };
+
+/** The one resource of TYPE whose name holds PART (the scheduler's container among the demo's). */
+export function named(run: ProgramRun, type: string, part: string): Declared {
+  const found = run.resources.filter((r) => r.type === type && r.name.includes(part));
+  if (found.length !== 1) throw new Error(`expected one ${type} named *${part}*, found ${found.length}: ${found.map((r) => r.name).join(", ")}`);
+  return found[0];
+}
 
 export function only(run: ProgramRun, type: string): Declared {
   const found = run.resources.filter((r) => r.type === type);

@@ -2,8 +2,9 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { envOf, only, parseEnvFile, runProgram, stackConfig, types, type ProgramRun } from "../support/program";
+import { envOf, named, only, parseEnvFile, runProgram, stackConfig, types, type ProgramRun } from "../support/program";
 import { repoRoot, runtimeDir } from "../support/run";
+import { configFolders } from "../../components/runtimeEnv";
 
 const password = "db pass w0rd";
 const withPassword = (stack: string, extra: Record<string, string> = {}): Record<string, string> => ({
@@ -31,14 +32,14 @@ describe.each(["dev", "staging", "prod"])("stack %s", (stack) => {
       expect(providerOf(run, r.provider)?.name).toBe(provider.name);
     }
 
-    const volume = only(run, types.volume);
+    const volume = named(run, types.volume, "backups");
     expect(volume.inputs.name).toBe(`edms-backups-${stack}`);
     expect(volume.options.retainOnDelete).toBe(true);
     expect(volume.options.protect).toBe(stack === "prod");
 
-    const container = only(run, types.container);
+    const container = named(run, types.container, "scheduler");
     // The runtime's image is built on the target host from the configured one.
-    const image = only(run, types.image);
+    const image = named(run, types.image, "scheduler");
     expect(image.inputs.name).toMatch(/^edms-backup-runtime:[0-9a-f]{12}$/);
     expect(image.inputs.build).toEqual({ context: path.join(repoRoot, "components", "image"), dockerfile: "Dockerfile", buildArgs: { BASE: config["edms-backup:image"] ?? "postgres:16-bookworm" } });
     expect(container.inputs.image).toBe(image.inputs.name);
@@ -76,7 +77,7 @@ describe.each(["dev", "staging", "prod"])("stack %s", (stack) => {
 
     expect(container.inputs.mounts).toEqual([
       ...storage.map((source, i) => ({ type: "volume", source, target: `/edms/storage/${i + 1}`, readOnly: true })),
-      ...configPaths.map((source) => ({ type: "bind", source, target: `/edms/config${source}`, readOnly: true })),
+      ...configFolders(configPaths).map((source) => ({ type: "bind", source, target: `/edms/config${source}`, readOnly: true })),
       { type: "volume", source: `edms-backups-${stack}`, target: "/backups", readOnly: false },
     ]);
 
@@ -108,7 +109,7 @@ describe("secrets", () => {
       "edms-backup:restore": JSON.stringify({ backupId: "20260104_020000", confirm: true }),
       "edms-backup:appSecrets": JSON.stringify({ SECRET_KEY: "sk-value", ENCRYPTION_KEY: "ek-value" }),
     }), { stack: "dev", secretKeys });
-    expect(only(run, types.container).secretInputs).toEqual(["uploads"]);
+    expect(named(run, types.container, "scheduler").secretInputs).toEqual(["uploads"]);
     expect(only(run, types.command).secretInputs).toEqual(["environment"]);
     for (const r of run.resources) {
       const open = Object.fromEntries(Object.entries(r.inputs).filter(([k]) => !r.secretInputs.includes(k)));
@@ -122,7 +123,7 @@ describe("secrets", () => {
 
   it("passes app secrets to the runtime as EDMS_SECRET_<NAME>", async () => {
     const run = await runProgram(withPassword("staging", { "edms-backup:appSecrets": JSON.stringify({ SECRET_KEY: "sk-1", ENCRYPTION_KEY: "ek-1" }) }), { stack: "staging", secretKeys });
-    expect(envOf(only(run, types.container))).toMatchObject({ EDMS_SECRET_SECRET_KEY: "sk-1", EDMS_SECRET_ENCRYPTION_KEY: "ek-1" });
+    expect(envOf(named(run, types.container, "scheduler"))).toMatchObject({ EDMS_SECRET_SECRET_KEY: "sk-1", EDMS_SECRET_ENCRYPTION_KEY: "ek-1" });
   });
 });
 
@@ -147,7 +148,7 @@ describe("restore", () => {
       EDMS_RESTORE_WITH_CONFIG: "true",
       EDMS_RESTORE_APP_CONTAINERS: "edms_staging_backend edms_staging_celery",
       EDMS_RESTORE_BACKUP_VOLUME: "edms-backups-staging",
-      EDMS_RESTORE_IMAGE: only(run, types.image).inputs.name,
+      EDMS_RESTORE_IMAGE: named(run, types.image, "scheduler").inputs.name,
     });
     expect(cmd.inputs.environment.EDMS_RESTORE_JOB).toMatch(/^edms-backup-restore-staging-[0-9a-f]{10}$/);
     expect(parseEnvFile(cmd.inputs.environment.EDMS_RESTORE_ENV)).toMatchObject({ PGPASSWORD: password, EDMS_BACKUP_DIR: "/backups" });
@@ -183,8 +184,8 @@ describe("restore", () => {
       { stack: "staging", secretKeys },
     );
     expect(run.error).toBeUndefined();
-    expect(only(run, types.image).inputs).toMatchObject({ name: "registry.example.org/edms-runtime:16" });
-    expect(only(run, types.image).inputs.build).toBeUndefined();
+    expect(named(run, types.image, "scheduler").inputs).toMatchObject({ name: "registry.example.org/edms-runtime:16" });
+    expect(named(run, types.image, "scheduler").inputs.build).toBeUndefined();
     expect(only(run, types.command).inputs.environment).toMatchObject({ EDMS_RESTORE_IMAGE: "registry.example.org/edms-runtime:16", EDMS_RESTORE_DOCKER_SOCKET: "/run/user/1000/docker.sock" });
   });
 
@@ -222,7 +223,7 @@ describe("off-site copies in the stack config", () => {
   it("gives the scheduler restic's variables, secret, with the stack and the retention", async () => {
     const run = await runProgram(offsite(), { stack: "prod", secretKeys: offsiteSecretKeys });
     expect(run.error).toBeUndefined();
-    const container = only(run, types.container);
+    const container = named(run, types.container, "scheduler");
     expect(container.secretInputs).toContain("uploads");
     expect(envOf(container)).toMatchObject({
       RESTIC_REPOSITORY: "s3:https://s3.example.org/edms-bucket/prod",
@@ -241,7 +242,7 @@ describe("off-site copies in the stack config", () => {
 
   it("without offsite, no restic variable reaches the scheduler", async () => {
     const run = await runProgram(withPassword("prod"), { stack: "prod", secretKeys });
-    expect(Object.keys(envOf(only(run, types.container))).filter((k) => k.startsWith("RESTIC_") || k.startsWith("AWS_"))).toEqual([]);
+    expect(Object.keys(envOf(named(run, types.container, "scheduler"))).filter((k) => k.startsWith("RESTIC_") || k.startsWith("AWS_"))).toEqual([]);
   });
 
   it.each([
@@ -295,7 +296,7 @@ describe("protectBackups as the engine delivers it", () => {
   ])("%s with protectBackups: %s protects the volume: %s", async (stack, value, protect) => {
     const run = await runProgram(withPassword(stack, { "edms-backup:protectBackups": value }), { stack, secretKeys });
     expect(run.error).toBeUndefined();
-    expect(only(run, types.volume).options.protect).toBe(protect);
+    expect(named(run, types.volume, "backups").options.protect).toBe(protect);
   });
 
   it("refuses anything but true or false", async () => {
@@ -305,7 +306,8 @@ describe("protectBackups as the engine delivers it", () => {
 });
 
 describe("bad config is refused with the key and how to set it", () => {
-  const base = () => withPassword("dev");
+  // Without the demo EDMS, whose database has a password of its own.
+  const base = () => withPassword("dev", { "edms-backup:demo": "false" });
   const without = (key: string) => Object.fromEntries(Object.entries(base()).filter(([k]) => k !== key));
   it.each([
     ["missing dbPassword", () => without("edms-backup:dbPassword"), /edms-backup:dbPassword is required; set it with: pulumi config set --secret edms-backup:dbPassword/],
@@ -378,3 +380,47 @@ function goDuration(text: string): string {
   const [h, min, sec] = [Math.floor(total / 3600), Math.floor((total % 3600) / 60), total % 60];
   return h > 0 ? `${h}h${min}m${sec}s` : min > 0 ? `${min}m${sec}s` : `${sec}s`;
 }
+
+describe("config paths are mounted by their folders", () => {
+  // A single-file bind mount pins the inode: a file replaced by rename stays old inside.
+  it("mounts each file's folder once, and no folder inside another", () => {
+    expect(configFolders(["/srv/edms/.env", "/srv/edms/docker-compose.yml", "/srv/edms/nginx/site.conf", "/etc/edms/app.ini", "/srv/edms2/x"])).toEqual(["/etc/edms", "/srv/edms", "/srv/edms2"]);
+    expect(configFolders(["/srv/edms/nginx"])).toEqual(["/srv/edms"]);
+    expect(configFolders([])).toEqual([]);
+  });
+
+  it("refuses a config path directly under /", async () => {
+    const run = await runProgram(withPassword("dev", { "edms-backup:configPaths": JSON.stringify(["/edms.env"]) }), { stack: "dev", secretKeys });
+    expect(run.error?.message).toMatch(/edms-backup:configPaths\.0 is directly under \/: the scheduler mounts each config path's folder/);
+  });
+});
+
+describe("the demo EDMS of the dev stack", () => {
+  it("Pulumi.dev.yaml as it is declares the demo EDMS on the stack's names, without a password to set", async () => {
+    const run = await runProgram(stackConfig("dev"), { stack: "dev", secretKeys });
+    expect(run.error).toBeUndefined();
+    const demo = run.resources.filter((r) => r.name.includes("-demo-"));
+    expect(named(run, types.network, "demo").inputs.name).toBe("edms-demo");
+    const db = named(run, types.container, "-db");
+    expect(db.inputs.name).toBe("edms-demo-db");
+    expect(db.secretInputs).toContain("envs");
+    expect(db.inputs.uploads[0].file).toBe("/docker-entrypoint-initdb.d/edms-demo.sql");
+    expect(db.inputs.uploads[0].content).toMatch(/CREATE TABLE users_user[\s\S]*pbkdf2_sha256\$870000\$/);
+    expect(named(run, types.container, "-app").inputs.name).toBe("edms-demo-app");
+    expect(demo.filter((r) => r.type === types.volume).map((r) => r.inputs.name).sort()).toEqual(["edms-demo-db-data", "edms-demo-documents", "edms-demo-media"]);
+    // The scheduler starts after the demo and takes its first backup at once.
+    const scheduler = named(run, types.container, "scheduler");
+    expect(envOf(scheduler)).toMatchObject({ PGHOST: "edms-demo-db", EDMS_BACKUP_FIRST_AT_START: "true", PGPASSWORD: "edms-demo-password" });
+    expect(run.outputs.listBackups).toBe("docker --host unix:///var/run/docker.sock exec edms-backup-dev /opt/edms-backup/edms-backup list");
+  });
+
+  it.each(["staging", "prod"])("%s declares none of it, and refuses demo: true", async (stack) => {
+    const run = await runProgram(withPassword(stack), { stack, secretKeys });
+    expect(run.error).toBeUndefined();
+    expect(run.resources.filter((r) => r.name.includes("demo") || r.type === types.network)).toEqual([]);
+    expect(envOf(named(run, types.container, "scheduler")).EDMS_BACKUP_FIRST_AT_START).toBeUndefined();
+    const refused = await runProgram(withPassword(stack, { "edms-backup:demo": "true" }), { stack, secretKeys });
+    expect(refused.error?.message).toMatch(new RegExp(`edms-backup:demo declares a demo EDMS, which the ${stack} stack never does`));
+    expect(refused.resources).toEqual([]);
+  });
+});

@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DockerHost, testImage } from "../support/docker";
+import { djangoVerify } from "../support/fixtures";
+import { materialise } from "../support/materialise";
+import { runProgram, stackConfig, type ProgramRun } from "../support/program";
+import { mustRun } from "../support/run";
+
+// A newcomer's first `pulumi up --stack dev`: Pulumi.dev.yaml exactly as committed, its
+// demo EDMS and the scheduler on this machine's daemon, and the first backup of it within
+// minutes, listed by the stack's own listBackups output.
+const docker = new DockerHost("unix:///var/run/docker.sock");
+const demoUsers = [
+  ["admin", "demo-admin"],
+  ["qa.manager", "demo-qa"],
+  ["author", "demo-author"],
+  ["reviewer", "demo-reviewer"],
+];
+let program: ProgramRun;
+let taggedBase = false;
+let base: string;
+
+beforeAll(async () => {
+  program = await runProgram(stackConfig("dev"), { stack: "dev", secretKeys: [] });
+  expect(program.error).toBeUndefined();
+  // No registry is reachable here: the test image stands in for the stack's postgres image
+  // under its name, only when that name is not already on this daemon.
+  base = stackConfig("dev")["edms-backup:image"];
+  if (!(await docker.exists("image", base))) {
+    await docker.must(["tag", testImage, base]);
+    taggedBase = true;
+  }
+});
+
+afterAll(async () => {
+  await docker.removeAll({
+    containers: ["edms-backup-dev", "edms-demo-app", "edms-demo-db"],
+    volumes: ["edms-backups-dev", "edms-demo-documents", "edms-demo-media", "edms-demo-db-data"],
+    networks: ["edms-demo"],
+  });
+  if (taggedBase) await docker.run(["rmi", base]);
+});
+
+describe("the dev stack's first pulumi up", () => {
+  let id: string;
+
+  it("declares the demo EDMS and the scheduler, and the first backup is listed within minutes", async () => {
+    await materialise(program);
+    const listBackups = String(program.outputs.listBackups);
+    const end = Date.now() + 240_000;
+    for (;;) {
+      const listed = await mustRun("sh", ["-c", listBackups]).catch(() => "");
+      const match = /^(\d{8}_\d{6})\s/.exec(listed);
+      if (match) {
+        id = match[1];
+        break;
+      }
+      if (Date.now() > end) throw new Error(`no backup listed by '${listBackups}' after 4 minutes:\n${(await docker.run(["logs", "edms-backup-dev"])).stdout}`);
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    await docker.must(["exec", "edms-backup-dev", "/opt/edms-backup/edms-backup", "verify", id]);
+  });
+
+  it("the backup holds the demo's data: its users, documents and files", async () => {
+    const manifest = JSON.parse(await docker.must(["exec", "edms-backup-dev", "cat", `/backups/${id}/manifest.json`]));
+    const text = JSON.stringify(manifest);
+    expect(text).toMatch(/users_user/);
+    expect(text).toMatch(/documents_document/);
+    const files = await docker.must(["exec", "edms-backup-dev", "find", `/backups/${id}`, "-name", "SOP-*-v*.txt"]);
+    expect(files.trim().split("\n")).toHaveLength(80);
+    const signatures = await docker.must(["exec", "edms-backup-dev", "find", `/backups/${id}`, "-path", "*signatures/user-*.png"]);
+    expect(signatures.trim().split("\n")).toHaveLength(4);
+    const rows = (await docker.psql("edms-demo-db", "SELECT username || ' ' || password FROM users_user ORDER BY id")).trim().split("\n");
+    expect(rows.map((r) => r.split(" ")[0])).toEqual(demoUsers.map(([u]) => u));
+    for (const [i, row] of rows.entries()) expect(djangoVerify(demoUsers[i][1], row.split(" ")[1])).toBe(true);
+  });
+});
