@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { BackupScheduler } from "./backupScheduler";
@@ -5,7 +6,7 @@ import { BackupVolume } from "./backupVolume";
 import { DemoEdms } from "./demoEdms";
 import { RestoreCommand } from "./restoreCommand";
 import { runtimeMount } from "./runtimeFiles";
-import { hostKey, nextRun, type Settings } from "./settings";
+import { hostKey, namespace, nextRun, type Settings } from "./settings";
 
 export interface EdmsBackupArgs {
   settings: Settings;
@@ -34,6 +35,7 @@ export class EdmsBackup extends pulumi.ComponentResource {
     super("edms-backup:index:EdmsBackup", name, {}, opts);
     const { settings } = args;
     const key = hostKey(settings.dockerHost);
+    checkOneAddressPerDaemon(settings);
     const labels = { "edms-backup.stack": settings.stack, "edms-backup.project": settings.project };
 
     this.provider = new docker.Provider(`${name}-docker-${key}`, { host: settings.dockerHost }, { parent: this });
@@ -47,7 +49,7 @@ export class EdmsBackup extends pulumi.ComponentResource {
     }
     this.scheduler = new BackupScheduler(
       `${name}-scheduler-${key}`,
-      { settings, provider: this.provider, backupVolumeName: this.volume.volumeName, labels },
+      { settings, provider: this.provider, backupVolumeName: this.volume.volumeName, labels: { ...labels, [dockerHostLabel]: settings.dockerHost } },
       { parent: this, dependsOn: this.demo ? [this.demo] : [] },
     );
 
@@ -88,5 +90,41 @@ export class EdmsBackup extends pulumi.ComponentResource {
       listCommand: this.listCommand,
       verifyCommand: this.verifyCommand,
     });
+  }
+}
+
+/** The scheduler's label naming the address the stack reaches its daemon by. */
+const dockerHostLabel = "edms-backup.docker-host";
+
+/**
+ * One daemon under two addresses (a unix socket and an ssh alias of the same VM) would get
+ * the stack's scheduler and backup volume declared twice: the second container create
+ * fails on its name, and two resources own one volume. The daemon is asked, with the
+ * docker CLI, which address its scheduler was declared through; a daemon that does not
+ * answer is left to the provider. EDMS_BACKUP_NO_DAEMON_CHECK=1 skips the question (a
+ * preview on a machine without the docker CLI).
+ */
+function checkOneAddressPerDaemon(settings: Settings): void {
+  if (process.env.EDMS_BACKUP_NO_DAEMON_CHECK) return;
+  const declaredWith = dockerOutput(settings.dockerHost, ["inspect", "--format", `{{index .Config.Labels "${dockerHostLabel}"}}`, settings.containerName]);
+  if (!declaredWith || declaredWith === settings.dockerHost) return;
+  const fromHost = settings.restore?.fromHost === declaredWith ? ` and remove ${namespace}:restore.fromHost (its backups are already in this daemon's volume)` : "";
+  throw new pulumi.RunError(
+    `edms-backup: the Docker daemon at ${settings.dockerHost} already runs this stack's scheduler ${settings.containerName}, declared through ${declaredWith}: ` +
+      `both addresses reach one daemon, where the stack would declare its scheduler and backup volume twice. ` +
+      `Keep one address: set ${namespace}:dockerHost back to ${declaredWith}${fromHost}`,
+  );
+}
+
+/** The docker CLI's output for HOST, or undefined when it fails; in a closed environment. */
+function dockerOutput(host: string, args: string[]): string | undefined {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/", DOCKER_HOST: host };
+  for (const name of ["SSH_AUTH_SOCK", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"]) {
+    if (process.env[name]) env[name] = process.env[name]!;
+  }
+  try {
+    return execFileSync("docker", args, { env, timeout: 20_000, stdio: ["ignore", "pipe", "ignore"], encoding: "utf8" }).trim();
+  } catch {
+    return undefined;
   }
 }

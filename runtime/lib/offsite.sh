@@ -236,4 +236,5 @@ offsite_pull() {
     die "backup $id pulled from off-site does not check out (${err##*: }): nothing was kept; run 'edms-backup offsite check --read-data'"
   fi
   mv -- "$tmp" "$edms_dir/$id"
+  say "backup $id pulled and checked against its SHA256SUMS"
 }

@@ -20,7 +20,7 @@ let taggedBase = false;
 let base: string;
 
 beforeAll(async () => {
-  program = await runProgram(stackConfig("dev"), { stack: "dev", secretKeys: [] });
+  program = await runProgram(stackConfig("dev"), { stack: "dev", secretKeys: [], askDaemons: true });
   expect(program.error).toBeUndefined();
   // No registry is reachable here: the test image stands in for the stack's postgres image
   // under its name, only when that name is not already on this daemon.

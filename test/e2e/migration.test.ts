@@ -77,7 +77,7 @@ beforeAll(async () => {
   fs.mkdirSync(path.dirname(envFileB), { recursive: true });
 
   // Host A as it runs today: the stack deployed there, one backup taken.
-  programA = await runProgram(config(a.host, "password on A"), { stack, secretKeys });
+  programA = await runProgram(config(a.host, "password on A"), { stack, secretKeys, askDaemons: true });
   expect(programA.error).toBeUndefined();
   await materialise(programA);
   backupId = (await a.must(["exec", scheduler, "/opt/edms-backup/edms-backup", "backup"])).trim().split("\n").pop()!;
@@ -103,7 +103,7 @@ describe("moving the stack to a new VM with the same secrets", () => {
         "edms-backup:restore": { backupId, confirm: true, fromHost: a.host },
         "edms-backup:appEnvFile": envFileB,
       }),
-      { stack, secretKeys },
+      { stack, secretKeys, askDaemons: true },
     );
     expect(programB.error).toBeUndefined();
     moved = await materialise(programB, programA);
@@ -157,7 +157,7 @@ describe("restoring on the new VM with other secrets", () => {
         "edms-backup:appSecrets": appSecrets,
         "edms-backup:restore": { backupId, confirm: true, requestId, ...restore },
       }),
-      { stack, secretKeys },
+      { stack, secretKeys, askDaemons: true },
     );
     expect(program.error).toBeUndefined();
     expect(program.resources.find((r) => r.type === types.command)?.inputs.triggers).toEqual([backupId, requestId, b.host, (restore.fromHost as string | undefined) ?? ""]);
@@ -219,7 +219,7 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
     offsite = await startSftpStore();
     // The old VM is B, as the move above left it, with one more document.
     await b.must(["run", "--rm", "-v", `${names.docs}:/v`, "--entrypoint", "bash", testImage, "-c", `printf '%s\\n' "$1" > /v/late-document.txt`, "_", marker]);
-    programOld = await runProgram(config(b.host, "password on B", offsite), { stack, secretKeys: offsiteKeys });
+    programOld = await runProgram(config(b.host, "password on B", offsite), { stack, secretKeys: offsiteKeys, askDaemons: true });
     expect(programOld.error).toBeUndefined();
     await materialise(programOld);
     const backup = await b.run(["exec", scheduler, "/opt/edms-backup/edms-backup", "backup"]);
@@ -245,7 +245,7 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
   it("the old host's resources block `up` until they leave the state (runbook E), then the restore from off-site runs", async () => {
     const programNew = await runProgram(
       config(a.host, "password on the new VM", { ...offsite, "edms-backup:restore": { backupId: lostId, confirm: true, fromOffsite: true } }),
-      { stack, secretKeys: offsiteKeys },
+      { stack, secretKeys: offsiteKeys, askDaemons: true },
     );
     expect(programNew.error).toBeUndefined();
     // Deleting the old scheduler goes through the old host's provider, which cannot connect.

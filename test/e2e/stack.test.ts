@@ -82,7 +82,7 @@ describe("the declared stack on a real Docker daemon", () => {
 
   it("takes complete backups by itself on schedule, and its healthcheck turns healthy", async () => {
     original = await dbFingerprint(inDb, "edms");
-    const program = await runProgram(stackConfig(), { stack, secretKeys });
+    const program = await runProgram(stackConfig(), { stack, secretKeys, askDaemons: true });
     expect(program.error).toBeUndefined();
     const { restore } = await materialise(program);
     expect(restore).toBeUndefined();
@@ -110,6 +110,21 @@ describe("the declared stack on a real Docker daemon", () => {
     expect((await docker.must(["exec", scheduler, "stat", "-c", "%a %U", "/run/edms-backup/env"])).trim()).toBe("600 root");
   });
 
+  // A unix socket and an ssh alias of one VM: the daemon is asked which address its
+  // scheduler was declared through (here a second path to the same socket).
+  it("refuses the same daemon under a second address, naming the address to keep", async () => {
+    const alias = path.join(local, "same-daemon.sock");
+    fs.symlinkSync("/var/run/docker.sock", alias);
+    const program = await runProgram(
+      stackConfig({ "edms-backup:dockerHost": `unix://${alias}`, "edms-backup:restore": { backupId, confirm: true, fromHost: "unix:///var/run/docker.sock" } }),
+      { stack, secretKeys, askDaemons: true },
+    );
+    expect(program.error?.message).toMatch(
+      new RegExp(`the Docker daemon at unix://${alias} already runs this stack's scheduler ${scheduler}, declared through unix:///var/run/docker.sock: both addresses reach one daemon[^]*set edms-backup:dockerHost back to unix:///var/run/docker.sock and remove edms-backup:restore.fromHost`),
+    );
+    expect(program.resources.filter((r) => r.type.startsWith("docker:") || r.type.startsWith("pulumi:providers"))).toEqual([]);
+  });
+
   // Config paths are mounted by their folder: a single-file bind mount pins the inode, and
   // a file replaced by rename (an editor, a deploy, a --with-config restore) stayed old.
   it("a config file replaced by rename on the host is what the next scheduled backup holds", async () => {
@@ -132,7 +147,7 @@ describe("the declared stack on a real Docker daemon", () => {
     expect(await dbFingerprint(inDb, "edms")).not.toEqual(original);
     const startedBefore = (await docker.must(["inspect", "--format", "{{.State.StartedAt}}", app])).trim();
 
-    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, confirm: true } }), { stack, secretKeys });
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, confirm: true } }), { stack, secretKeys, askDaemons: true });
     expect(program.error).toBeUndefined();
     const { restore } = await materialise(program);
     const result = await restore!();
@@ -158,7 +173,7 @@ describe("the declared stack on a real Docker daemon", () => {
   // operator's shell holds what would change the restore if it reached it.
   it("a cancelled up leaves the restore running on the host: the app runs again, the next up reports it", async () => {
     await docker.psql(db, "UPDATE users_user SET password = 'lost again'");
-    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, confirm: true, requestId: "cancelled" } }), { stack, secretKeys });
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, confirm: true, requestId: "cancelled" } }), { stack, secretKeys, askDaemons: true });
     expect(program.error).toBeUndefined();
     const { startRestore } = await materialise(program);
     const polluted = { EDMS_BACKUP_ALLOW_SECRET_MISMATCH: "ENCRYPTION_KEY", PGSSLMODE: "require", EDMS_SECRET_ENCRYPTION_KEY: "not the key", PGDATABASE: "postgres", EDMS_BACKUP_DIR: "/nowhere" };
@@ -197,7 +212,7 @@ describe("the declared stack on a real Docker daemon", () => {
   });
 
   it("fails the update with the runtime's message when the restore fails, and starts the app again", async () => {
-    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId: "20000101_000000", confirm: true, requestId: "again" } }), { stack, secretKeys });
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId: "20000101_000000", confirm: true, requestId: "again" } }), { stack, secretKeys, askDaemons: true });
     const { restore } = await materialise(program);
     const result = await restore!();
     expect(result.code).not.toBe(0);

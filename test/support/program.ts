@@ -42,7 +42,7 @@ export function encodeConfig(config: Record<string, unknown>): Record<string, st
  * returns what it declared. Resource options that mocks do not see (protect,
  * retainOnDelete) are read off the registration requests.
  */
-export async function runProgram(config: Record<string, string>, options: { stack: string; secretKeys?: string[] }): Promise<ProgramRun> {
+export async function runProgram(config: Record<string, string>, options: { stack: string; secretKeys?: string[]; askDaemons?: boolean }): Promise<ProgramRun> {
   vi.resetModules();
   const pulumi = await import("@pulumi/pulumi");
   const mocksModule = (await import("@pulumi/pulumi/runtime/mocks")) as any;
@@ -88,10 +88,17 @@ export async function runProgram(config: Record<string, string>, options: { stac
 
   let module: Record<string, unknown> | undefined;
   let error: Error | undefined;
+  // The program asks the target daemon what runs there (components/edmsBackup.ts); the
+  // unit tests' hosts are not this machine's, so only the Docker suites let it ask.
+  const noDaemonCheck = process.env.EDMS_BACKUP_NO_DAEMON_CHECK;
+  if (!options.askDaemons) process.env.EDMS_BACKUP_NO_DAEMON_CHECK = "1";
   try {
     module = await import(path.join(repoRoot, "index.ts"));
   } catch (e) {
     error = e as Error;
+  } finally {
+    if (noDaemonCheck === undefined) delete process.env.EDMS_BACKUP_NO_DAEMON_CHECK;
+    else process.env.EDMS_BACKUP_NO_DAEMON_CHECK = noDaemonCheck;
   }
   const outputs: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(module ?? {})) {
