@@ -11,11 +11,12 @@ export const mounts = {
 };
 
 /**
- * The runtime's environment (its contract: PG*, EDMS_BACKUP_*, EDMS_SECRET_*), the same
- * for the scheduled backups and the restore. Secret, because it holds the passwords.
+ * The runtime's environment (its contract: PG*, EDMS_BACKUP_*, EDMS_SECRET_*, restic's),
+ * the same for the scheduled backups and the restore. Secret, because it holds the
+ * passwords and the notification URLs' tokens.
  */
 export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, string>> {
-  return pulumi.all([settings.dbPassword, settings.appSecrets, settings.offsiteSecrets]).apply(([password, secrets, offsite]) => {
+  return pulumi.all([settings.dbPassword, settings.appSecrets, settings.offsiteSecrets, settings.notificationSecrets]).apply(([password, secrets, offsite, notifications]) => {
     const env: Record<string, string> = {
       PGHOST: settings.database.host,
       PGPORT: String(settings.database.port),
@@ -29,7 +30,9 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
       EDMS_BACKUP_RETENTION_DAYS: String(settings.retentionDays),
       EDMS_BACKUP_KEEP_LAST: String(settings.keepLast),
       EDMS_BACKUP_SCHEDULE: settings.schedule,
+      EDMS_BACKUP_STACK: settings.stack,
       TZ: settings.timezone,
+      ...notifications,
     };
     if (settings.appEnvFile) env.EDMS_BACKUP_APP_ENV_FILE = settings.appEnvFile;
     // The demo's first backup within minutes, not at the schedule's next match.
@@ -37,7 +40,6 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
     if (settings.offsite) {
       Object.assign(env, offsite, {
         RESTIC_REPOSITORY: settings.offsite.repository,
-        EDMS_BACKUP_STACK: settings.stack,
         EDMS_BACKUP_OFFSITE_KEEP_DAILY: String(settings.offsite.keepDaily),
         EDMS_BACKUP_OFFSITE_KEEP_WEEKLY: String(settings.offsite.keepWeekly),
         EDMS_BACKUP_OFFSITE_KEEP_MONTHLY: String(settings.offsite.keepMonthly),

@@ -37,6 +37,7 @@ const examples: Record<string, string> = {
   offsitePassword: "pulumi config set --secret edms-backup:offsitePassword <the restic repository's password>",
   offsiteEnv: "pulumi config set --secret --path 'edms-backup:offsiteEnv.AWS_ACCESS_KEY_ID' <key id>",
   offsiteSshKey: "pulumi config set --secret edms-backup:offsiteSshKey < ~/.ssh/edms_backup_ed25519",
+  notifications: "pulumi config set --secret --path 'edms-backup:notifications.pingUrl' https://hc-ping.com/<uuid>",
 };
 
 /**
@@ -124,6 +125,13 @@ const settingsSchema = z.strictObject({
   offsitePassword: z.string().min(1, { error: "must not be empty" }).optional(),
   /** sftp: the private key restic's ssh logs in with (its content). */
   offsiteSshKey: z.string().min(1, { error: "must not be empty" }).optional(),
+  /** A dead man's switch (healthchecks.io style) and a webhook for events; URLs hold tokens: secret. */
+  notifications: z
+    .strictObject({
+      pingUrl: z.string().regex(/^https?:\/\/\S+$/, { error: "must be an http(s) URL, as the ping service gives it (https://hc-ping.com/<uuid>)" }).optional(),
+      webhookUrl: z.string().regex(/^https?:\/\/\S+$/, { error: "must be an http(s) URL that takes a JSON POST" }).optional(),
+    })
+    .optional(),
   // The backend's credentials in restic's own variables (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, …).
   offsiteEnv: z
     .record(z.string(), z.string())
@@ -138,12 +146,14 @@ const settingsSchema = z.strictObject({
 type Parsed = z.infer<typeof settingsSchema>;
 
 /** Everything the program needs from the stack config, checked, with secrets as secret Outputs. */
-export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv" | "offsiteSshKey"> {
+export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv" | "offsiteSshKey" | "notifications"> {
   stack: string;
   project: string;
   dbPassword: pulumi.Output<string>;
   appSecrets: pulumi.Output<Record<string, string>>;
   appSecretNames: string[];
+  /** EDMS_BACKUP_PING_URL and EDMS_BACKUP_WEBHOOK_URL, when set; secret. */
+  notificationSecrets: pulumi.Output<Record<string, string>>;
   /** RESTIC_PASSWORD and the backend's variables, when offsite is set; secret. */
   offsiteSecrets: pulumi.Output<Record<string, string>>;
   backupVolumeName: string;
@@ -154,7 +164,7 @@ export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "of
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
-const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv"]);
+const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications"]);
 
 /**
  * Reads the stack config once and checks all of it. Throws one error that names every
@@ -216,7 +226,7 @@ export function loadSettings(
   }
   const parsed = result.data!;
 
-  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv", "offsiteSshKey"]) {
+  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv", "offsiteSshKey", "notifications"]) {
     if (`${namespace}:${key}` in config && !isSecret(`${namespace}:${key}`)) {
       pulumi.log.warn(`${namespace}:${key} is stored in plain text: set it with --secret (${examples[key]})`);
     }
@@ -238,6 +248,10 @@ export function loadSettings(
     dbPassword: pulumi.secret(parsed.dbPassword ?? demoPassword),
     appSecrets: pulumi.secret(parsed.appSecrets),
     appSecretNames: Object.keys(parsed.appSecrets).sort(),
+    notificationSecrets: pulumi.secret<Record<string, string>>({
+      ...(parsed.notifications?.pingUrl ? { EDMS_BACKUP_PING_URL: parsed.notifications.pingUrl } : {}),
+      ...(parsed.notifications?.webhookUrl ? { EDMS_BACKUP_WEBHOOK_URL: parsed.notifications.webhookUrl } : {}),
+    }),
     offsiteSecrets: pulumi.secret<Record<string, string>>(
       parsed.offsite
         ? {

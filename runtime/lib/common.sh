@@ -22,10 +22,21 @@ edms_command=${edms_command:-edms-backup}
 
 die() {
   edms_last_error=$*
+  # A die in a command substitution ends only that subshell: the file tells the command.
+  [[ -z "${edms_error_file:-}" ]] || printf '%s\n' "$edms_last_error" >"$edms_error_file" 2>/dev/null || true
   # A command may name a deeper cause (backup: a full backup folder behind any failure).
   [[ -z "${edms_die_cause:-}" ]] || "$edms_die_cause" || true
   printf '%s: %s\n' "$edms_command" "$edms_last_error" >&2
   exit 1
+}
+
+# last_error: the message of the last die, also of one in a subshell (edms_error_file).
+last_error() {
+  if [[ -n "${edms_last_error:-}" ]]; then
+    printf '%s' "$edms_last_error"
+  elif [[ -n "${edms_error_file:-}" && -s "$edms_error_file" ]]; then
+    head -n 1 -- "$edms_error_file"
+  fi
 }
 
 say() {
@@ -248,3 +259,5 @@ source "$EDMS_BACKUP_ROOT/lib/pg.sh"
 source "$EDMS_BACKUP_ROOT/lib/status.sh"
 # shellcheck source=SCRIPTDIR/format.sh
 source "$EDMS_BACKUP_ROOT/lib/format.sh"
+# shellcheck source=SCRIPTDIR/notify.sh
+source "$EDMS_BACKUP_ROOT/lib/notify.sh"

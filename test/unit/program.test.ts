@@ -424,3 +424,23 @@ describe("the demo EDMS of the dev stack", () => {
     expect(refused.resources).toEqual([]);
   });
 });
+
+describe("notifications in the stack config", () => {
+  it("reach the runtime as EDMS_BACKUP_PING_URL and EDMS_BACKUP_WEBHOOK_URL, only inside the secret settings file", async () => {
+    const urls = { pingUrl: "https://hc-ping.com/0f1e2d3c-token", webhookUrl: "https://hooks.example.org/edms/abc-token" };
+    const run = await runProgram(withPassword("prod", { "edms-backup:notifications": JSON.stringify(urls) }), { stack: "prod", secretKeys: [...secretKeys, "edms-backup:notifications"] });
+    expect(run.error).toBeUndefined();
+    const scheduler = named(run, types.container, "scheduler");
+    expect(envOf(scheduler)).toMatchObject({ EDMS_BACKUP_PING_URL: urls.pingUrl, EDMS_BACKUP_WEBHOOK_URL: urls.webhookUrl, EDMS_BACKUP_STACK: "prod" });
+    for (const r of run.resources) {
+      const open = Object.fromEntries(Object.entries(r.inputs).filter(([k]) => !r.secretInputs.includes(k)));
+      expect(JSON.stringify(open)).not.toContain("token");
+    }
+    expect(JSON.stringify(run.outputs)).not.toContain("token");
+  });
+
+  it("refuses a URL that is not http(s)", async () => {
+    const run = await runProgram(withPassword("prod", { "edms-backup:notifications": JSON.stringify({ pingUrl: "hc-ping.com/x" }) }), { stack: "prod", secretKeys });
+    expect(run.error?.message).toMatch(/edms-backup:notifications\.pingUrl must be an http\(s\) URL/);
+  });
+});
