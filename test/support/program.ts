@@ -170,3 +170,18 @@ function unwrapSecrets(value: any): any {
   if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
   return value;
 }
+
+/**
+ * What `pulumi destroy` does to each declared resource, in the engine's order: a protected
+ * resource refuses before anything else is looked at (pulumi/pulumi
+ * pkg/resource/deploy/step.go, DeleteStep.Apply: "unable to delete resource … as it is
+ * currently marked for protection"), then retainOnDelete leaves it on the host, the rest is
+ * deleted. The destroy fails when any resource refuses.
+ */
+export function destroyOutcome(run: ProgramRun): { failed: boolean; refused: string[]; retained: string[]; deleted: string[] } {
+  const custom = run.resources.filter((r) => r.type.startsWith("docker:") || r.type.startsWith("command:"));
+  const refused = custom.filter((r) => r.options.protect).map((r) => r.name);
+  const retained = custom.filter((r) => !r.options.protect && r.options.retainOnDelete).map((r) => r.name);
+  const deleted = custom.filter((r) => !r.options.protect && !r.options.retainOnDelete).map((r) => r.name);
+  return { failed: refused.length > 0, refused, retained, deleted };
+}

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { envOf, named, only, parseEnvFile, runProgram, stackConfig, types, type ProgramRun } from "../support/program";
+import { destroyOutcome, envOf, named, only, parseEnvFile, runProgram, stackConfig, types, type ProgramRun } from "../support/program";
 import { repoRoot, runtimeDir } from "../support/run";
 import { configFolders } from "../../components/runtimeEnv";
 
@@ -297,6 +297,23 @@ describe("protectBackups as the engine delivers it", () => {
     const run = await runProgram(withPassword(stack, { "edms-backup:protectBackups": value }), { stack, secretKeys });
     expect(run.error).toBeUndefined();
     expect(named(run, types.volume, "backups").options.protect).toBe(protect);
+  });
+
+  // Finding 8: on prod, `pulumi destroy` stops at the protected volume before its
+  // retainOnDelete counts. The README's commands are what a user runs: they must work.
+  it("pulumi destroy on prod: refused as it stands; after the README's commands, the backups stay on the host", async () => {
+    const prod = await runProgram(withPassword("prod"), { stack: "prod", secretKeys });
+    expect(destroyOutcome(prod)).toMatchObject({ failed: true, refused: [named(prod, types.volume, "backups").name] });
+    const readme = fs.readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### What `pulumi up` and `pulumi destroy` do to backups"));
+    const set = /pulumi config set --stack prod edms-backup:protectBackups (\S+)/.exec(section);
+    expect(set?.[1]).toBe("false");
+    expect(section).toMatch(/pulumi up --stack prod[^\n]*\npulumi destroy --stack prod/);
+    const after = await runProgram(withPassword("prod", { "edms-backup:protectBackups": set![1] }), { stack: "prod", secretKeys });
+    const outcome = destroyOutcome(after);
+    expect(outcome.failed).toBe(false);
+    expect(outcome.retained).toEqual([named(after, types.volume, "backups").name]);
+    expect(outcome.deleted).toContain(named(after, types.container, "scheduler").name);
   });
 
   it("refuses anything but true or false", async () => {
