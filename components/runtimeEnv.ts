@@ -35,6 +35,11 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
       ...notifications,
     };
     if (settings.appEnvFile) env.EDMS_BACKUP_APP_ENV_FILE = settings.appEnvFile;
+    if (settings.retention) {
+      env.EDMS_BACKUP_KEEP_DAILY = String(settings.retention.keepDaily);
+      env.EDMS_BACKUP_KEEP_WEEKLY = String(settings.retention.keepWeekly);
+      env.EDMS_BACKUP_KEEP_MONTHLY = String(settings.retention.keepMonthly);
+    }
     // The demo's first backup within minutes, not at the schedule's next match.
     if (settings.demo) env.EDMS_BACKUP_FIRST_AT_START = "true";
     if (settings.offsite) {

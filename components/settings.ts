@@ -23,6 +23,7 @@ const examples: Record<string, string> = {
   timezone: "pulumi config set edms-backup:timezone Europe/Berlin",
   retentionDays: "pulumi config set edms-backup:retentionDays 7",
   keepLast: "pulumi config set edms-backup:keepLast 3",
+  retention: "pulumi config set --path 'edms-backup:retention.keepDaily' 7 (and .keepWeekly 4, .keepMonthly 12)",
   image: "pulumi config set edms-backup:image postgres:16-bookworm",
   runtimeImage: "pulumi config set edms-backup:runtimeImage registry.example.org/edms-backup-runtime:16",
   dockerSocket: "pulumi config set edms-backup:dockerSocket /run/user/1000/docker.sock",
@@ -108,6 +109,14 @@ const settingsSchema = z.strictObject({
   timezone: z.string().default("UTC"),
   retentionDays: z.coerce.number().int().min(0).default(7),
   keepLast: z.coerce.number().int().min(1, { error: "must be at least 1: the newest backup is never deleted" }).default(3),
+  /** Grandfather-father-son on top of retentionDays and keepLast, as restic's forget counts. */
+  retention: z
+    .strictObject({
+      keepDaily: z.coerce.number().int().min(0).default(0),
+      keepWeekly: z.coerce.number().int().min(0).default(0),
+      keepMonthly: z.coerce.number().int().min(0).default(0),
+    })
+    .optional(),
   image: z.string().min(1).default("postgres:16-bookworm"),
   /** A prebuilt image with the runtime's tools, used as it is instead of building one from `image`. */
   runtimeImage: z.string().min(1).optional(),
@@ -164,7 +173,7 @@ export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "of
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
-const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications"]);
+const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention"]);
 
 /**
  * Reads the stack config once and checks all of it. Throws one error that names every

@@ -63,7 +63,7 @@ describe("prune", () => {
     const before = listDir(dir);
     const result = await world.edms(["prune", "--dry-run"], { env: { EDMS_BACKUP_DIR: dir, EDMS_BACKUP_KEEP_LAST: "1" } });
     expect(result.code).toBe(0);
-    expect(result.stdout.trim().split("\n")).toEqual([`would delete ${ids[1]}`, `would delete ${ids[2]}`]);
+    expect(result.stdout.trim().split("\n")).toEqual([`keep ${ids[0]} (last 1, within 7 days)`, `would delete ${ids[1]}`, `would delete ${ids[2]}`]);
     expect(listDir(dir)).toEqual(before);
   });
 
@@ -116,5 +116,56 @@ describe("prune of the databases restores kept", () => {
       fs.rmSync(path.join(world.backupDir, ".restore-journal"), { force: true });
       await world.cluster.psql('DROP DATABASE IF EXISTS "edms_restoring_20260102_000000"', "postgres");
     }
+  });
+});
+
+// Grandfather-father-son: each rule as restic's forget defines it, so restic itself is the
+// oracle: the same times as restic snapshots, `restic forget --dry-run` with the same rules.
+describe("prune with daily, weekly and monthly rules", () => {
+  /** Ids at these many hours ago: dense lately, sparser further back, two on some days. */
+  const hoursAgo = [1, 5, 26, 30, 49, 75, 98, 122, 150, 170, 200, 230, 300, 340, 400, 500, 600, 700, 900, 1100, 1400, 1700, 2200, 2900, 3600, 4500, 5800, 7000, 8800, 10000];
+
+  function idAt(hours: number): string {
+    const d = new Date(Date.now() - hours * 3_600_000);
+    const pad = (n: number) => String(n).padStart(2, "0");
+    return `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}_${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
+  }
+
+  // Days, weeks and months in the stack's time zone (one far from UTC, so that the UTC ids
+  // fall on other local days).
+  it.each([["Pacific/Auckland", { daily: 4, weekly: 5, monthly: 12 }]])("keeps exactly what restic's forget keeps (TZ %s, %j)", async (tz, keep) => {
+    const dir = fs.mkdtempSync(path.join(world.root, "gfs-"));
+    const ids = [...new Set(hoursAgo.map(idAt))];
+    for (const id of ids) await mustRun("cp", ["-al", path.join(world.backupDir, template), path.join(dir, id)]);
+
+    const repo = fs.mkdtempSync(path.join(world.root, "gfs-restic-"));
+    const source = fs.mkdtempSync(path.join(world.root, "gfs-src-"));
+    fs.writeFileSync(path.join(source, "f"), "x");
+    const restic = { RESTIC_REPOSITORY: repo, RESTIC_PASSWORD: "oracle", TZ: tz, RESTIC_CACHE_DIR: path.join(repo, ".cache") };
+    await mustRun("restic", ["init", "-q"], { env: restic });
+    for (const id of ids) {
+      // The id's UTC time, given to restic in TZ's local time (it reads --time as local).
+      const utc = `${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)}:${id.slice(13, 15)} UTC`;
+      const local = (await mustRun("date", ["-d", utc, "+%Y-%m-%d %H:%M:%S"], { env: { TZ: tz } })).trim();
+      await mustRun("restic", ["backup", "-q", "--host", "h", "--tag", id, "--time", local, source], { env: restic });
+    }
+    const forget = JSON.parse(
+      await mustRun("restic", ["forget", "--dry-run", "--json", "--group-by", "host", "--keep-last", "1", "--keep-daily", String(keep.daily), "--keep-weekly", String(keep.weekly), "--keep-monthly", String(keep.monthly)], { env: restic }),
+    ) as { keep: { tags: string[] }[]; remove: { tags: string[] }[] | null }[];
+    const resticKeeps = forget[0].keep.map((s) => s.tags[0]).sort();
+    expect(resticKeeps.length).toBeGreaterThan(keep.daily);
+    expect(resticKeeps.length).toBeLessThan(ids.length);
+
+    const env = { EDMS_BACKUP_DIR: dir, TZ: tz, EDMS_BACKUP_KEEP_LAST: "1", EDMS_BACKUP_RETENTION_DAYS: "0", EDMS_BACKUP_KEEP_DAILY: String(keep.daily), EDMS_BACKUP_KEEP_WEEKLY: String(keep.weekly), EDMS_BACKUP_KEEP_MONTHLY: String(keep.monthly) };
+    const dry = await world.edms(["prune", "--dry-run"], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    const lines = dry.stdout.trim().split("\n");
+    expect(lines.filter((l) => l.startsWith("keep ")).map((l) => l.split(" ")[1]).sort()).toEqual(resticKeeps);
+    expect(lines.filter((l) => l.startsWith("would delete ")).map((l) => l.split(" ")[2]).sort()).toEqual(ids.filter((id) => !resticKeeps.includes(id)).sort());
+    expect(lines[0]).toMatch(/^keep \d{8}_\d{6} \(last 1, daily 1, weekly 1, monthly 1\)$/);
+
+    const pruned = await world.edms(["prune"], { env });
+    expect(pruned.code).toBe(0);
+    expect(listDir(dir).filter((n) => !n.startsWith("."))).toEqual(resticKeeps);
   });
 });

@@ -461,3 +461,13 @@ describe("notifications in the stack config", () => {
     expect(run.error?.message).toMatch(/edms-backup:notifications\.pingUrl must be an http\(s\) URL/);
   });
 });
+
+describe("grandfather-father-son retention in the stack config", () => {
+  it("reaches prune as EDMS_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY, numbers as --path stores them", async () => {
+    const run = await runProgram(withPassword("prod", { "edms-backup:retention": JSON.stringify({ keepDaily: 7, keepWeekly: "4" }) }), { stack: "prod", secretKeys });
+    expect(run.error).toBeUndefined();
+    expect(envOf(named(run, types.container, "scheduler"))).toMatchObject({ EDMS_BACKUP_KEEP_DAILY: "7", EDMS_BACKUP_KEEP_WEEKLY: "4", EDMS_BACKUP_KEEP_MONTHLY: "0" });
+    const bad = await runProgram(withPassword("prod", { "edms-backup:retention": JSON.stringify({ keepDaily: -1 }) }), { stack: "prod", secretKeys });
+    expect(bad.error?.message).toMatch(/edms-backup:retention\.keepDaily .*; set it with: pulumi config set --path 'edms-backup:retention\.keepDaily' 7/);
+  });
+});
