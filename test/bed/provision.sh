@@ -4,7 +4,8 @@
 # Makes this machine ready for the test suites, doing only what is missing (with
 # --packages-only just the packages, for the suites that need no Docker):
 # - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2,
-#   and the off-site tests' restic, curl, OpenSSH's server and OpenStack Swift (with memcached);
+#   and the off-site tests' restic, curl, OpenSSH's server and OpenStack Swift (with memcached),
+#   and prometheus for promtool, which checks the metrics;
 # - a Docker daemon (started in the background when none answers);
 # - the test image edms-test/postgres:15-r3 (built with test/bed/build-image.sh).
 # Idempotent; `.ci/run` and the e2e suite's global setup both call it.
@@ -26,6 +27,7 @@ command -v curl >/dev/null || missing+=(curl)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server openssh-client)
 command -v swift-proxy-server >/dev/null || missing+=(swift-proxy swift-account swift-container swift-object python3-swift)
 command -v memcached >/dev/null || missing+=(memcached)
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "provision: missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root" >&2
