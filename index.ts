@@ -11,4 +11,6 @@ export const schedule = edms.schedule;
 export const nextBackup = edms.nextRun;
 export const listBackups = edms.listCommand;
 export const verifyBackup = edms.verifyCommand;
+export const backupMetrics = edms.metricsCommand;
+export const restoreDrill = edms.drillCommand;
 export const restoring = settings.restore?.backupId ?? "";

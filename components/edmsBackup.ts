@@ -30,6 +30,8 @@ export class EdmsBackup extends pulumi.ComponentResource {
   readonly nextRun: string;
   readonly listCommand: string;
   readonly verifyCommand: string;
+  readonly metricsCommand: string;
+  readonly drillCommand: string;
 
   constructor(name: string, args: EdmsBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms-backup:index:EdmsBackup", name, {}, opts);
@@ -82,6 +84,8 @@ export class EdmsBackup extends pulumi.ComponentResource {
     const dockerCli = `docker --host ${settings.dockerHost} exec ${settings.containerName} ${runtimeMount}/edms-backup`;
     this.listCommand = `${dockerCli} list`;
     this.verifyCommand = `${dockerCli} verify <ID>`;
+    this.metricsCommand = `${dockerCli} metrics`;
+    this.drillCommand = `${dockerCli} drill`;
     this.registerOutputs({
       volumeName: this.volumeName,
       containerName: this.containerName,
@@ -89,6 +93,8 @@ export class EdmsBackup extends pulumi.ComponentResource {
       nextRun: this.nextRun,
       listCommand: this.listCommand,
       verifyCommand: this.verifyCommand,
+      metricsCommand: this.metricsCommand,
+      drillCommand: this.drillCommand,
     });
   }
 }

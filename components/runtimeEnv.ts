@@ -31,6 +31,7 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
       EDMS_BACKUP_KEEP_LAST: String(settings.keepLast),
       EDMS_BACKUP_SCHEDULE: settings.schedule,
       EDMS_BACKUP_STACK: settings.stack,
+      EDMS_BACKUP_DRILL_SCHEDULE: settings.drill.schedule,
       TZ: settings.timezone,
       ...notifications,
     };

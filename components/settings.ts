@@ -24,6 +24,7 @@ const examples: Record<string, string> = {
   retentionDays: "pulumi config set edms-backup:retentionDays 7",
   keepLast: "pulumi config set edms-backup:keepLast 3",
   retention: "pulumi config set --path 'edms-backup:retention.keepDaily' 7 (and .keepWeekly 4, .keepMonthly 12)",
+  drill: "pulumi config set --path 'edms-backup:drill.schedule' '0 5 * * 6'",
   image: "pulumi config set edms-backup:image postgres:16-bookworm",
   runtimeImage: "pulumi config set edms-backup:runtimeImage registry.example.org/edms-backup-runtime:16",
   dockerSocket: "pulumi config set edms-backup:dockerSocket /run/user/1000/docker.sock",
@@ -117,6 +118,8 @@ const settingsSchema = z.strictObject({
       keepMonthly: z.coerce.number().int().min(0).default(0),
     })
     .optional(),
+  /** Restore drills in the scheduler: when (cron, in timezone); "" for none. */
+  drill: z.strictObject({ schedule: z.string().default("0 5 * * 6") }).default({ schedule: "0 5 * * 6" }),
   image: z.string().min(1).default("postgres:16-bookworm"),
   /** A prebuilt image with the runtime's tools, used as it is instead of building one from `image`. */
   runtimeImage: z.string().min(1).optional(),
@@ -173,7 +176,7 @@ export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "of
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
-const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention"]);
+const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention", "drill"]);
 
 /**
  * Reads the stack config once and checks all of it. Throws one error that names every
@@ -215,6 +218,7 @@ export function loadSettings(
     }
   }
   if (result.success) problems.push(...checkSchedule(result.data.schedule, result.data.timezone));
+  if (result.success && result.data.drill.schedule !== "") problems.push(...checkSchedule(result.data.drill.schedule, result.data.timezone, "drill.schedule"));
   const demo = raw.demo === true || raw.demo === "true";
   if (raw.dbPassword === undefined && !demo) problems.push(problem("dbPassword", "is required"));
   if (result.success && result.data.demo && (stack === "prod" || stack === "staging")) {

@@ -471,3 +471,18 @@ describe("grandfather-father-son retention in the stack config", () => {
     expect(bad.error?.message).toMatch(/edms-backup:retention\.keepDaily .*; set it with: pulumi config set --path 'edms-backup:retention\.keepDaily' 7/);
   });
 });
+
+describe("restore drills in the stack config", () => {
+  it("run weekly by default, on the configured schedule, or not at all; outputs say how to run one and read the metrics", async () => {
+    const byDefault = await runProgram(withPassword("prod"), { stack: "prod", secretKeys });
+    expect(envOf(named(byDefault, types.container, "scheduler")).EDMS_BACKUP_DRILL_SCHEDULE).toBe("0 5 * * 6");
+    expect(byDefault.outputs.restoreDrill).toBe("docker --host ssh://deploy@edms-prod.internal exec edms-backup-prod /opt/edms-backup/edms-backup drill");
+    expect(byDefault.outputs.backupMetrics).toBe("docker --host ssh://deploy@edms-prod.internal exec edms-backup-prod /opt/edms-backup/edms-backup metrics");
+    const daily = await runProgram(withPassword("prod", { "edms-backup:drill": JSON.stringify({ schedule: "30 6 * * *" }) }), { stack: "prod", secretKeys });
+    expect(envOf(named(daily, types.container, "scheduler")).EDMS_BACKUP_DRILL_SCHEDULE).toBe("30 6 * * *");
+    const none = await runProgram(withPassword("prod", { "edms-backup:drill": JSON.stringify({ schedule: "" }) }), { stack: "prod", secretKeys });
+    expect(envOf(named(none, types.container, "scheduler")).EDMS_BACKUP_DRILL_SCHEDULE).toBe("");
+    const bad = await runProgram(withPassword("prod", { "edms-backup:drill": JSON.stringify({ schedule: "weekly" }) }), { stack: "prod", secretKeys });
+    expect(bad.error?.message).toMatch(/edms-backup:drill\.schedule 'weekly' has 1 fields/);
+  });
+});
