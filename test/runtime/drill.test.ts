@@ -58,6 +58,7 @@ describe("drill", () => {
     expect(metric(metrics, "edms_backup_drill_last_success")).toBe("1");
     expect(Number(metric(metrics, "edms_backup_drill_last_restore_seconds"))).toBeGreaterThanOrEqual(0);
     expect((await run("promtool", ["check", "metrics"], { input: metrics })).code).toBe(0);
+    expect((await world.edms(["status"])).stdout).toMatch(new RegExp(`^last drill: +\\S+: backup ${id} restored in \\d+ s$`, "m"));
   });
 
   it("a drill killed while it loads leaves scratch data that the next drill removes", async () => {
@@ -84,6 +85,7 @@ describe("drill", () => {
       expect(result.stderr.trim().split("\n").pop()).toMatch(new RegExp(`^edms-backup drill: backup ${broken} is damaged`));
       expect(await scratchDatabases()).toBe("");
       expect(metric((await world.edms(["metrics"])).stdout, "edms_backup_drill_last_success")).toBe("0");
+      expect((await world.edms(["status"])).stdout).toMatch(new RegExp(`^last drill: +\\S+: FAILED: backup ${broken} is damaged`, "m"));
     } finally {
       fs.rmSync(path.join(world.backupDir, broken), { recursive: true, force: true });
     }
