@@ -7,6 +7,7 @@ import { edmsSchemaSql, makeStorageTree, snapshotTree } from "../support/fixture
 import { materialise } from "../support/materialise";
 import { encodeConfig, runProgram } from "../support/program";
 import { dbFingerprint, type PgExec } from "../support/pg";
+import { repoRoot } from "../support/run";
 
 // What `pulumi up` on a test stack declares, created on the real Docker daemon next to an
 // EDMS stand-in: a PostgreSQL container, two storage volumes, an app container.
@@ -15,6 +16,7 @@ const stack = uniq("e2e");
 const network = uniq("edms-net");
 const db = uniq("edms-db");
 const app = uniq("edms-app");
+const receiver = uniq("edms-receiver");
 const volumes = { docs: uniq("edms-docs"), media: uniq("edms-media"), backups: uniq("edms-backups") };
 const local = fs.mkdtempSync(path.join(os.tmpdir(), "edms-stack-"));
 const configDir = path.join(local, "srv");
@@ -40,10 +42,11 @@ function stackConfig(extra: Record<string, unknown> = {}): Record<string, string
     "edms-backup:appContainers": [app],
     "edms-backup:backupVolume": volumes.backups,
     "edms-backup:appSecrets": { SECRET_KEY: "stack-secret-key", ENCRYPTION_KEY: "stack-encryption-key" },
+    "edms-backup:notifications": { pingUrl: `http://${receiver}:8080/ping/tok-7c1`, webhookUrl: `http://${receiver}:8080/hook/tok-7c1` },
     ...extra,
   });
 }
-const secretKeys = ["edms-backup:dbPassword", "edms-backup:appSecrets"];
+const secretKeys = ["edms-backup:dbPassword", "edms-backup:appSecrets", "edms-backup:notifications"];
 
 async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + seconds * 1000;
@@ -69,10 +72,24 @@ beforeAll(async () => {
     await docker.fillVolume(volume, dir);
   }
   await docker.must(["run", "-d", "--name", app, "--network", network, "--entrypoint", "sleep", testImage, "infinity"]);
+  // The notification receiver: test/bed/http-receiver.sh behind socat, on the test network.
+  await docker.must(["create", "--name", receiver, "--network", network, "--entrypoint", "socat", testImage,
+    "TCP-LISTEN:8080,reuseaddr,fork", "EXEC:bash /usr/local/bin/http-receiver.sh /tmp/requests"]);
+  await docker.must(["cp", path.join(repoRoot, "test", "bed", "http-receiver.sh"), `${receiver}:/usr/local/bin/http-receiver.sh`]);
+  await docker.must(["start", receiver]);
 });
 
+/** What the receiver recorded: method, path and body of each request. */
+async function received(): Promise<{ method: string; path: string; body: string }[]> {
+  const log = await docker.run(["exec", receiver, "cat", "/tmp/requests"]);
+  return log.stdout.trim().split("\n").filter(Boolean).map((line) => {
+    const [method, target, body] = line.split(" ");
+    return { method, path: target, body: Buffer.from(body ?? "", "base64").toString() };
+  });
+}
+
 afterAll(async () => {
-  await docker.removeAll({ containers: [scheduler, app, db], volumes: Object.values(volumes), networks: [network] });
+  await docker.removeAll({ containers: [scheduler, app, db, receiver], volumes: Object.values(volumes), networks: [network] });
   fs.rmSync(local, { recursive: true, force: true });
 });
 
@@ -104,6 +121,16 @@ describe("the declared stack on a real Docker daemon", () => {
     expect(manifest.config.included).toEqual([path.join(configDir, ".env")]);
     const leak = await docker.run(["exec", scheduler, "grep", "-r", "-l", "-e", "stack-secret-key", "-e", password, "/backups/"]);
     expect(leak.stdout).toBe("");
+    // The dead man's switch and the webhook heard of it, through curl in the runtime image.
+    const heard = await waitFor("the success ping and the webhook event", 60, async () => {
+      const requests = await received();
+      return requests.some((r) => r.path === "/ping/tok-7c1") && requests.some((r) => r.body.includes(backupId)) ? requests : undefined;
+    });
+    expect(heard.map((r) => r.path)).toEqual(expect.arrayContaining(["/ping/tok-7c1/start", "/ping/tok-7c1", "/hook/tok-7c1"]));
+    const event = JSON.parse(heard.find((r) => r.path === "/hook/tok-7c1" && r.body.includes(backupId))!.body);
+    expect(event).toMatchObject({ schema: "edms-backup.event/1", event: "backup.succeeded", stack, id: backupId, kind: "scheduled" });
+    for (const value of [password, "stack-secret-key", "stack-encryption-key"]) expect(JSON.stringify(heard)).not.toContain(value);
+    expect((await docker.run(["logs", scheduler])).stdout + (await docker.must(["inspect", scheduler]))).not.toContain("tok-7c1");
     // Its settings are a file of mode 0600 in the container, not its environment.
     const inspect = await docker.must(["inspect", scheduler]);
     for (const value of [password, "stack-secret-key", "stack-encryption-key"]) expect(inspect).not.toContain(value);
