@@ -66,6 +66,24 @@ describe("notifications", () => {
     }
   });
 
+  it("an off-site copy that failed: backup.succeeded and offsite.failed, and the ping says fail", async () => {
+    const receiver = await startReceiver();
+    try {
+      const dir = fs.mkdtempSync(path.join(world.root, "offsite-down-"));
+      const result = await world.edms(["backup"], {
+        env: { EDMS_BACKUP_DIR: dir, RESTIC_REPOSITORY: "s3:https://127.0.0.1:1/edms", RESTIC_PASSWORD: "not used", EDMS_BACKUP_PING_URL: `${receiver.url}/ping`, EDMS_BACKUP_WEBHOOK_URL: `${receiver.url}/hook` },
+      });
+      expect(result.code).toBe(1);
+      const id = lastLine(result.stdout);
+      const received = await receiver.until(4);
+      expect(received.map((r) => r.path).sort()).toEqual(["/hook", "/hook", "/ping/fail", "/ping/start"]);
+      expect(received.find((r) => r.path === "/ping/fail")?.body).toMatch(/^off-site copy failed: the off-site repository .* is unreachable/);
+      expect(events(received, "/hook").map((e) => [e.event, e.id])).toEqual(expect.arrayContaining([["backup.succeeded", id], ["offsite.failed", id]]));
+    } finally {
+      await receiver.close();
+    }
+  });
+
   it("a receiver that is down: the backup succeeds, and the undelivered notification is recorded without its URL", async () => {
     const port = await freePort();
     const dir = fs.mkdtempSync(path.join(world.root, "down-"));

@@ -26,6 +26,7 @@ it("runs backup and prune when the schedule matches, logs each event, and goes o
     RESTIC_REPOSITORY: "s3:https://127.0.0.1:1/edms",
     RESTIC_PASSWORD: "not used",
     EDMS_BACKUP_OFFSITE_CHECK_SCHEDULE: "* * * * *",
+    EDMS_BACKUP_DRILL_SCHEDULE: "* * * * *",
   };
   const child = spawn(edmsBackup, ["schedule"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
@@ -44,6 +45,15 @@ it("runs backup and prune when the schedule matches, logs each event, and goes o
   await waitFor(/prune: ok/, 10_000);
   await waitFor(/offsite prune: failed: .* is unreachable/, 10_000);
   await waitFor(/offsite check --read-data=5%: failed: .* is unreachable/, 75_000);
+  // A restore drill on its own schedule, and the metrics file that node_exporter reads.
+  await waitFor(/drill: ok \(Drill of backup \d{8}_\d{6}: restored in \d+ s, beside the live data/, 75_000);
+  // Written right after the drill's event.
+  const prom = path.join(world.backupDir, "metrics", "edms_backup.prom");
+  const drilled = /^edms_backup_drill_last_success\{stack="edms"\} 1$/m;
+  for (let end = Date.now() + 10_000; Date.now() < end && !drilled.test(fs.readFileSync(prom, "utf8")); ) await new Promise((r) => setTimeout(r, 200));
+  const metrics = fs.readFileSync(prom, "utf8");
+  expect(metrics).toMatch(drilled);
+  expect(metrics).toMatch(/^edms_backup_backups\{stack="edms"\} 1$/m);
   const id = /backup: ok (\d{8}_\d{6})/.exec(log)![1];
   expect(listDir(world.backupDir)).toContain(id);
   for (const line of log.trim().split("\n")) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ /);
