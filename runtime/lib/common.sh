@@ -20,6 +20,8 @@ EDMS_BACKUP_ID_PATTERN='^[0-9]{8}_[0-9]{6}$'
 # The subcommand's name, for messages ("edms-backup backup: ...").
 edms_command=${edms_command:-edms-backup}
 
+edms_said=()
+
 die() {
   edms_last_error=$*
   # A die in a command substitution ends only that subshell: the file tells the command.
@@ -41,6 +43,9 @@ last_error() {
 
 say() {
   printf '%s: %s\n' "$edms_command" "$*" >&2
+  # The last lines said, for a failure notification's body (notify.sh).
+  edms_said+=("$*")
+  ((${#edms_said[@]} <= 8)) || edms_said=("${edms_said[@]:1}")
 }
 
 # first_error_line TEXT: the first non-empty line of a tool's error output, its prefix cut.

@@ -3,7 +3,7 @@
 # never fails or delays a command:
 # - EDMS_BACKUP_PING_URL: a dead man's switch as healthchecks.io, Uptime Kuma's push monitors
 #   and Cronitor take it: URL/start when a backup starts, URL when it succeeds, URL/fail
-#   (the error line as the body) when it fails.
+#   (the error line, then the last lines the command said) when it fails.
 # - EDMS_BACKUP_WEBHOOK_URL: one JSON POST per event, schema "edms-backup.event/1":
 #   {"schema", "event", "stack", "host", "time", ...the event's fields}; events
 #   backup.succeeded (id, kind, database_bytes, storage_new_bytes, duration_seconds),
@@ -14,10 +14,15 @@
 # be delivered (10 s each try, 3 tries) is recorded in EDMS_BACKUP_DIR/.notify.log.
 # Reads: edms_dir (may be empty: then nothing is recorded)
 
-# notify_ping SUFFIX BODY: SUFFIX is start, fail or empty (success).
+# notify_ping SUFFIX BODY: SUFFIX is start, fail or empty (success). A fail's body is the
+# error line, then the last lines the command said before it (common.sh, say).
 notify_ping() {
   [[ -n "${EDMS_BACKUP_PING_URL:-}" ]] || return 0
-  notify_send "ping${1:+ /$1}" "${EDMS_BACKUP_PING_URL%/}${1:+/$1}" text/plain "$2"
+  local body=$2
+  if [[ "$1" == fail && ${#edms_said[@]} -gt 0 ]]; then
+    body+=$'\n\n'"$(printf '%s\n' "${edms_said[@]}")"
+  fi
+  notify_send "ping${1:+ /$1}" "${EDMS_BACKUP_PING_URL%/}${1:+/$1}" text/plain "$body"
 }
 
 # notify_event EVENT [FIELDS]: FIELDS is JSON members ("id":"…","bytes":1), without braces.

@@ -58,7 +58,8 @@ describe("notifications", () => {
       const error = result.stderr.trim().split("\n").pop()!.replace(/^edms-backup backup: /, "");
       const received = await receiver.until(3);
       expect(received.map((r) => r.path).sort()).toEqual(["/hook", "/ping/fail", "/ping/start"]);
-      expect(received.find((r) => r.path === "/ping/fail")?.body).toBe(error);
+      // The error line first, then a short tail of what the backup said before it.
+      expect(received.find((r) => r.path === "/ping/fail")?.body.split("\n")[0]).toBe(error);
       expect(events(received, "/hook")[0]).toMatchObject({ event: "backup.failed", error, kind: "manual" });
       expect(JSON.stringify(received)).not.toContain("not-the-pw-77ab");
     } finally {
@@ -77,7 +78,9 @@ describe("notifications", () => {
       const id = lastLine(result.stdout);
       const received = await receiver.until(4);
       expect(received.map((r) => r.path).sort()).toEqual(["/hook", "/hook", "/ping/fail", "/ping/start"]);
-      expect(received.find((r) => r.path === "/ping/fail")?.body).toMatch(/^off-site copy failed: the off-site repository .* is unreachable/);
+      const body = received.find((r) => r.path === "/ping/fail")!.body;
+      expect(body).toMatch(/^off-site copy failed: the off-site repository .* is unreachable/);
+      expect(body).toMatch(new RegExp(`\n\n[^]*\nbackup ${id} complete in \\d+s`));
       expect(events(received, "/hook").map((e) => [e.event, e.id])).toEqual(expect.arrayContaining([["backup.succeeded", id], ["offsite.failed", id]]));
     } finally {
       await receiver.close();
