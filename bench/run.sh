@@ -38,29 +38,15 @@ pgbin=/usr/lib/postgresql/15/bin
 dir=${dir:-$(mktemp -d /tmp/edms-bench.XXXXXX)}
 mkdir -p "$dir"
 chmod 755 "$dir"
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$repo/bench/lib.sh"
 
 # --- two throwaway clusters: the source instance and the new one ------------------------
-start_cluster() {
-  local name=$1 port=$2
-  rm -rf "${dir:?}/$name"
-  mkdir -p "$dir/$name"
-  chown postgres "$dir/$name"
-  runuser -u postgres -- "$pgbin/initdb" -D "$dir/$name/data" -U edms --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/$name/data" -l "$dir/$name/log" -w \
-    -o "-p $port -k $dir/$name -c listen_addresses='' -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
-}
-stop_clusters() {
-  local name
+stop_all() {
   [[ ! -f "$dir/sftp/sshd.pid" ]] || bash "$repo/test/bed/sshd.sh" stop "$dir/sftp"
-  for name in source target; do
-    if [[ -d "$dir/$name/data" ]]; then
-      runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/$name/data" -m fast -w stop >/dev/null 2>&1 || true
-    fi
-  done
-  if [[ -z "$keep" ]]; then rm -rf "${dir:?}"; fi
+  stop_clusters
 }
-trap stop_clusters EXIT
+trap stop_all EXIT
 
 src_env=(PGHOST="$dir/source" PGPORT=55501 PGUSER=edms PGDATABASE=edms)
 dst_env=(PGHOST="$dir/target" PGPORT=55502 PGUSER=edms PGDATABASE=edms)
@@ -146,8 +132,6 @@ storage_size=$(du -sb "$dir/storage" | cut -f1)
 sync
 
 # --- the two sides --------------------------------------------------------------------------
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 seed_backup() {
   rm -rf "${dir:?}/seed" && mkdir -p "$dir/seed"
@@ -208,9 +192,6 @@ reset_target() {
   rm -rf "${dir:?}/restored" && mkdir -p "$dir/restored"
 }
 
-median() {
-  sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 # quiet: what one side left behind (dirty pages, a pending checkpoint) must not be paid by
 # the other; called before every timed step, outside its timing.
@@ -304,7 +285,6 @@ full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
 
 m() { printf '%s\n' "$@" | median; }
 sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") of=$(m "${t_full[@]}") orp=$(m "${t_repeat[@]}") ors=$(m "${t_restore[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }'; }
 
 cat <<REPORT
 

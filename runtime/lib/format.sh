@@ -66,16 +66,3 @@ human_bytes() {
   printf '%d %s' "$value" "$unit"
 }
 
-# sums_line HASH NAME: one line of SHA256SUMS, escaped as sha256sum writes it for names
-# with a backslash, newline or carriage return, so `sha256sum -c` reads it back.
-sums_line() {
-  local hash=$1 name=$2
-  if [[ "$name" == *[$'\\\n\r']* ]]; then
-    name=${name//\\/\\\\}
-    name=${name//$'\n'/\\n}
-    name=${name//$'\r'/\\r}
-    printf '\\%s  %s\n' "$hash" "$name"
-  else
-    printf '%s  %s\n' "$hash" "$name"
-  fi
-}

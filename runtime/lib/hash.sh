@@ -1,61 +1,72 @@
 # shellcheck shell=bash
-# SHA-256 of many files on several cores. `openssl dgst` is used where present (it uses the
-# CPU's SHA instructions: about 3.5 times coreutils' speed here); sha256sum otherwise, and
-# always for names with a newline, carriage return or backslash, which openssl's one-line
-# output cannot carry. Records are "HASH  NAME\0", as `sha256sum -z` writes them.
+# SHA-256 of many files on several cores, and the SHA256SUMS lines of the records. `openssl
+# dgst` is used where present (it uses the CPU's SHA instructions: about 3.5 times
+# coreutils' speed here); sha256sum otherwise, and always for names with a newline,
+# carriage return or backslash, which openssl's one-line output cannot carry. Records are
+# "HASH  NAME\0", as `sha256sum -z` writes them. Every list is a stream through awk, split
+# and xargs: no work per file in bash (docs/performance.md, "Scale").
 
-# hash_files DIR LIST OUT JOBS: appends to OUT a record for each NUL-separated path of LIST
-# (relative to DIR), hashing on JOBS processes. Returns non-zero if a file cannot be read.
-hash_files() {
-  local dir=$1 list=$2 out=$3 jobs=$4 path n=0 part failed=""
-  local -a parts=() pids=()
-  for ((part = 0; part < jobs; part++)); do
-    parts+=("$list.part$part")
-    : >"${parts[part]}"
-  done
-  while IFS= read -r -d '' path; do
-    printf '%s\0' "$path" >>"${parts[n % jobs]}"
-    n=$((n + 1))
-  done <"$list"
-  for part in "${parts[@]}"; do
-    hash_part "$dir" "$part" "$part.out" &
-    pids+=($!)
-  done
-  for part in "${pids[@]}"; do
-    wait "$part" || failed=yes
-  done
-  for part in "${parts[@]}"; do
-    [[ -f "$part.out" ]] && cat -- "$part.out" >>"$out"
-    rm -f -- "$part" "$part.out" "$part.plain" "$part.special" "$part.openssl"
-  done
-  [[ -z "$failed" ]]
+# stream_awk ARGS...: awk on bytes (names are not text in any encoding).
+stream_awk() {
+  LC_ALL=C awk "$@"
 }
 
-hash_part() {
-  local dir=$1 list=$2 out=$3 path line
-  : >"$out"
-  : >"$list.plain"
-  : >"$list.special"
-  while IFS= read -r -d '' path; do
-    if [[ "$path" == *[$'\n\r\\']* ]]; then
-      printf '%s\0' "$path" >>"$list.special"
-    else
-      printf '%s\0' "$path" >>"$list.plain"
-    fi
-  done <"$list"
-  if [[ -s "$list.plain" ]] && command -v openssl >/dev/null 2>&1; then
-    # One output line per input file, in order: "HASH *NAME". Names are given as ./NAME so
-    # that none is taken for an option.
-    (cd "$dir" && sed -z 's|^|./|' <"$list.plain" | xargs -0 -r openssl dgst -sha256 -r) >"$list.openssl" || return 1
-    while IFS= read -r -d '' path && IFS= read -r line <&3; do
-      [[ "$line" =~ ^[0-9a-f]{64}\ \*\./(.*)$ && "${BASH_REMATCH[1]}" == "$path" ]] || return 1
-      printf '%s  %s\0' "${line:0:64}" "$path"
-    done <"$list.plain" 3<"$list.openssl" >>"$out"
-  elif [[ -s "$list.plain" ]]; then
-    cat -- "$list.plain" >>"$list.special"
+# hash_files DIR LIST OUT JOBS: appends to OUT a record for each NUL-separated path of LIST
+# (relative to DIR), hashing on JOBS processes: first the records of the plain names, then
+# those of the special ones, each in LIST's order (hash_order). Returns non-zero if a file
+# cannot be read.
+hash_files() {
+  local dir=$1 list=$2 out=$3 jobs=$4 parts part n lines failed=""
+  local -a pids=()
+  parts=$(mktemp -d "$list.XXXXXX")
+  n=$(hash_order 0 "$parts/plain" "$parts/special" <"$list")
+  if ((n > 0)) && command -v openssl >/dev/null 2>&1; then
+    split --number=l/"$jobs" --separator='\0' --suffix-length=3 --numeric-suffixes -- "$parts/plain" "$parts/part."
+    for part in "$parts"/part.*; do
+      # One output line per file, in order: "HASH *./NAME" (./ so that no name is an option).
+      (cd "$dir" && sed -z 's|^|./|' "$part" | xargs -0 -r openssl dgst -sha256 -r >"$part.out") &
+      pids+=($!)
+    done
+    for part in "${pids[@]}"; do
+      wait "$part" || failed=yes
+    done
+    [[ -z "$failed" ]] || { rm -rf -- "$parts"; return 1; }
+    cat -- "$parts"/part.*.out >"$parts/openssl"
+    lines=$(stream_awk '
+      substr($0, 65, 4) == " *./" && substr($0, 1, 64) ~ /^[0-9a-f]+$/ { printf "%s  %s%c", substr($0, 1, 64), substr($0, 69), 0; n++ }
+      END { print n + 0 > "/dev/stderr" }' "$parts/openssl" 2>&1 >>"$out")
+    ((lines == n)) || { rm -rf -- "$parts"; return 1; }
+  elif ((n > 0)); then
+    cat -- "$parts/plain" >"$parts/special.all" && cat -- "$parts/special" >>"$parts/special.all"
+    mv -- "$parts/special.all" "$parts/special"
   fi
-  if [[ -s "$list.special" ]]; then
-    (cd "$dir" && xargs -0 -r sha256sum -z -- <"$list.special") >>"$out" || return 1
+  if [[ -s "$parts/special" ]]; then
+    (cd "$dir" && xargs -0 -r sha256sum -z -- <"$parts/special") >>"$out" || { rm -rf -- "$parts"; return 1; }
   fi
-  return 0
+  rm -rf -- "$parts"
+}
+
+# hash_order SKIP PLAIN SPECIAL: the NUL-separated records of stdin, split by their name
+# (the record from character SKIP + 1 on) into PLAIN and SPECIAL (a newline, carriage
+# return or backslash), each in stdin's order; prints how many are plain.
+hash_order() {
+  : >"$2"
+  : >"$3"
+  stream_awk -v skip="$1" -v plain="$2" -v special="$3" 'BEGIN { RS = "\0" }
+    { if (substr($0, skip + 1) ~ /[\\\n\r]/) printf "%s%c", $0, 0 > special; else { printf "%s%c", $0, 0 > plain; n++ } }
+    END { print n + 0 }'
+}
+
+# sums_lines: the SHA256SUMS lines of the records on stdin, names escaped as sha256sum
+# writes them (a leading backslash, then \\ \n \r) so that `sha256sum -c` reads them back.
+sums_lines() {
+  stream_awk 'BEGIN { RS = "\0" }
+    function escaped(s,   out, i, c) {
+      for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        out = out (c == "\\" ? "\\\\" : c == "\n" ? "\\n" : c == "\r" ? "\\r" : c)
+      }
+      return out
+    }
+    { name = substr($0, 67); if (name ~ /[\\\n\r]/) print "\\" substr($0, 1, 66) escaped(name); else print }'
 }

@@ -93,14 +93,8 @@ TEXT
 }
 
 write_sums() {
-  local record
   hash_new_files "$tmp" < <(cd "$tmp" && printf '%s\0' manifest.txt manifest.json && find meta -type f ! -name sums.z -print0)
-  {
-    while IFS= read -r -d '' record; do
-      sums_line "${record%%  *}" "${record#*  }"
-    done <"$tmp/meta/sums.z"
-    (cd "$tmp" && sha256sum meta/sums.z)
-  } >"$tmp/SHA256SUMS"
+  { sums_lines <"$tmp/meta/sums.z" && (cd "$tmp" && sha256sum meta/sums.z); } >"$tmp/SHA256SUMS"
 }
 
 # dump_compression_name: how the dump's data files are stored, for the manifests.

@@ -1,75 +1,50 @@
 # shellcheck shell=bash
-# The storage part of a backup: each storage folder indexed (find), copied (tar), its
-# unchanged files hard-linked to the previous backup's copies, the new ones checksummed.
+# The storage part of a backup: each storage folder indexed (one find, sorted by path) and
+# merged in one pass with the previous backup's catalog: unchanged files are hard links to
+# its copies and keep their checksums, the others are copied (tar) and checksummed. Every
+# list is a NUL-separated stream through find, sort, awk, xargs and tar: nothing in bash
+# runs once per file, and no list is held in memory (docs/performance.md, "Scale").
 #
-# Reads: tmp work edms_dir edms_storage_dirs storage_real previous
-# Sets:  storage_new_bytes, and appends to info storage_json storage_text
+# Reads: tmp work edms_dir edms_storage_dirs storage_real previous edms_jobs
+# Sets:  storage_new_bytes torn_total, and appends to info storage_json storage_text
+#
+# meta/storage-<i>.catalog, what the next backup compares with: one NUL-ended record per
+# entry, sorted by path (as bytes), "TYPE INODE LINKS SIZE MTIME CTIME MODE UID GID SUM PATH"
+# (find's %y %i %n %s %T@ %C@ %m %U %G; SUM the SHA-256 of a regular file, - otherwise).
 
 # snapshot_storage I: copies the I-th storage folder to storage-I/. A regular file whose
-# size, mtime, ctime, inode, mode and owner are those recorded by the previous backup is
-# a hard link to that backup's copy (and keeps its checksum); everything else is copied.
+# inode, size, mtime, ctime, mode and owner are those the previous backup's catalog holds
+# is a hard link to that backup's copy (and keeps its checksum); everything else is copied.
 # Files with several links are always copied, so that tar keeps them linked together.
 snapshot_storage() {
   # src names the folder as configured (messages, manifest); real is where it is read.
   local i=$1 src=${edms_storage_dirs[$1 - 1]} real=${storage_real[$1 - 1]} dst="$tmp/storage-$1"
-  local index="$tmp/meta/storage-$1.index" prev_dir="" prev_index=""
-  local meta path link type ino nlink size mtime ctime mode uid gid sig err
-  local -A prev_sig=()
+  local prev_dir="" prev_catalog=/dev/null counts files dirs symlinks others sockets bytes linked linked_bytes
   local links="$work/links" copies="$work/copies" copied="$work/copied"
 
-  # The real path: a storage folder that is a symlink (/srv/edms/storage -> /mnt/data/...)
-  # is read through it, and a relative one starting with "-" is no option to find.
-  if ! err=$(find "$real" -printf '%y %i %n %s %T@ %C@ %m %U %G\0%P\0%l\0' 2>&1 >"$index"); then
-    die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)"
-  fi
-
-  if [[ -n "$previous" && -d "$edms_dir/$previous/storage-$i" && -f "$edms_dir/$previous/meta/storage-$i.index" &&
+  index_folder "$real" "$src" >"$work/index"
+  if [[ -n "$previous" && -d "$edms_dir/$previous/storage-$i" && -f "$edms_dir/$previous/meta/storage-$i.catalog" &&
     "$(info_get "$previous" "storage_${i}_source_hash" || true)" == "$(path_hash "$src")" ]]; then
     prev_dir="$edms_dir/$previous/storage-$i"
-    prev_index="$edms_dir/$previous/meta/storage-$i.index"
-    while read_index_entry; do
-      if [[ "$type" == f && "$nlink" == 1 ]]; then prev_sig[$path]=$sig; fi
-    done <"$prev_index"
+    prev_catalog="$edms_dir/$previous/meta/storage-$i.catalog"
+  elif [[ -n "$previous" && -f "$edms_dir/$previous/meta/storage-$i.index" ]]; then
+    say "storage-$i: backup $previous was made by an earlier version (no catalog): copying all files once"
   fi
-
-  local files=0 dirs=0 symlinks=0 others=0 sockets=0 bytes=0 linked=0 linked_bytes=0
-  : >"$links"
-  : >"$copies"
-  : >"$copied"
-  while read_index_entry; do
-    # What a stopped restore staged in the folder is not the folder's.
-    case "$path" in .edms-restore-stage | .edms-restore-stage/* | .edms-restore-ready | .edms-restore-ready/*) continue ;; esac
-    case "$type" in
-      f) files=$((files + 1)) bytes=$((bytes + size)) ;;
-      d) [[ -n "$path" ]] && dirs=$((dirs + 1)) ;;
-      l) symlinks=$((symlinks + 1)) ;;
-      # A socket is a live endpoint of a running program, not data: tar cannot keep it.
-      s) sockets=$((sockets + 1)) && continue ;;
-      *) others=$((others + 1)) ;;
-    esac
-    if [[ "$type" == f && "$nlink" == 1 && -n "${prev_sig[$path]+set}" && "${prev_sig[$path]}" == "$sig" ]]; then
-      printf './%s\0' "$path" >>"$links"
-      linked=$((linked + 1)) linked_bytes=$((linked_bytes + size))
-    else
-      printf './%s\0' "$path" >>"$copies"
-      [[ "$type" != f ]] || printf './%s\0%s %s\0' "$path" "$size" "$mtime" >>"$copied"
-    fi
-  done <"$index"
+  counts=$(plan_copy "$prev_catalog" "$work" <"$work/index") || die "cannot compare $src with backup $previous (disk full?)"
+  read -r files dirs symlinks others sockets bytes linked linked_bytes <<<"$counts"
 
   mkdir -- "$dst"
   if [[ -s "$links" ]] && ! (cd "$prev_dir" && xargs -0 -r cp -l --parents -t "$dst" --) <"$links" 2>/dev/null; then
     # No hard links on this filesystem (or too many): copy everything instead.
     say "storage-$i: cannot hard-link to backup $previous, copying all files"
     rm -rf -- "$dst" && mkdir -- "$dst"
-    cat -- "$links" >>"$copies"
-    : >"$links"
+    cat -- "$links" >>"$copies" # their checksums stay those of the catalog
     linked=0 linked_bytes=0
   fi
   ((sockets == 0)) || say "storage-$i: skipped $sockets socket(s) in $src (live endpoints of a program, not data)"
   copy_tree "$real" "$dst" "$copies"
   find_torn "$i" "$real" "$copied"
-  reuse_sums "$i" "$links"
-  hash_new_files "$tmp" < <(copied_files "$i" "$copies")
+  hash_copied "$i"
 
   local torn_json="" torn_n=0 name
   while IFS= read -r -d '' name; do
@@ -85,23 +60,79 @@ snapshot_storage() {
   rm -f -- "$links" "$copies" "$copied"
 }
 
+# index_folder REAL SRC: the entries of REAL as catalog records without checksums, sorted
+# by path.
+index_folder() {
+  local real=$1 src=$2 err
+  # The real path: a storage folder that is a symlink (/srv/edms/storage -> /mnt/data/...)
+  # is read through it, and a relative one starting with "-" is no option to find.
+  if ! err=$({ find "$real" -printf '%y %i %n %s %T@ %C@ %m %U %G - %P\0' 2>&3 | sorted_by_path; } 3>&1 2>&1 >&4); then
+    die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)"
+  fi 4>&1
+}
+
+# sorted_by_path: catalog records (stdin) sorted by their path, the 11th field on; sort's
+# memory is bounded, what is over spills to temporary files.
+sorted_by_path() {
+  LC_ALL=C sort --zero-terminated --field-separator=' ' --key=11 --buffer-size=64M --temporary-directory="$work"
+}
+
+# plan_copy PREV_CATALOG WORK: merges the sorted records of stdin with PREV_CATALOG (also
+# sorted) and writes to WORK: links (./PATH of the unchanged files), copies (./PATH of
+# every other entry, folders before their content), copied ("./PATH\0SIZE MTIME\0" of the
+# regular files among them) and catalog (stdin's records, with the kept checksums). Prints
+# "files dirs symlinks others sockets bytes linked linked_bytes".
+plan_copy() {
+  local name
+  for name in links copies copied catalog; do : >"$2/$name"; done
+  stream_awk -v prev="$1" -v w="$2/" 'BEGIN { RS = "\0"; have = next_prev() }
+    function next_prev() { if ((getline p < prev) > 0) { parse_record(p, pf); return 1 } return 0 }
+    '"$catalog_awk"'
+    {
+      parse_record($0, f); path = f["path"]; type = f[1]
+      if (path ~ /^\.edms-restore-(stage|ready)(\/|$)/) next # what a stopped restore staged
+      if (type == "s") { sockets++; next } # a live endpoint of a program, not data: tar cannot keep it
+      if (type == "f") { files++; bytes += f[4] } else if (type == "d") dirs += (path != ""); else if (type == "l") symlinks++; else others++
+      while (have && pf["path"] < path) have = next_prev()
+      if (type == "f" && f[3] == 1 && have && pf["path"] == path && pf["meta"] == f["meta"] && pf[10] != "-") {
+        printf "./%s%c", path, 0 > (w "links"); linked++; linked_bytes += f[4]
+        printf "%s %s %s%c", f["meta"], pf[10], path, 0 > (w "catalog")
+      } else {
+        printf "./%s%c", path, 0 > (w "copies")
+        if (type == "f") printf "./%s%c%s %s%c", path, 0, f[4], f[5], 0 > (w "copied")
+        printf "%s%c", $0, 0 > (w "catalog")
+      }
+    }
+    END { printf "%d %d %d %d %d %.0f %d %.0f\n", files, dirs, symlinks, others, sockets, bytes, linked, linked_bytes }'
+}
+
+# catalog_awk: parse_record(REC, F) sets F[1..10] to the fields of catalog record REC,
+# F["meta"] to its first nine and F["path"] to its path (which may hold anything but NUL).
+catalog_awk='function parse_record(rec, f,   i, at) {
+  split(rec, f, / /); at = 0
+  for (i = 1; i <= 9; i++) at += length(f[i]) + 1
+  f["meta"] = substr(rec, 1, at - 1)
+  f["path"] = substr(rec, at + length(f[10]) + 2)
+}'
+
 # find_torn I REAL COPIED: the copied files whose size or mtime in REAL is no longer the
 # one indexed before the copy (COPIED: "./PATH\0SIZE MTIME\0" records): written while the
 # backup ran, so their copy may be torn (tar pads a shrunk file with zeros and cuts a grown
 # one). They go to meta/storage-I.torn and the manifests; the next backup takes them again.
 find_torn() {
-  local i=$1 real=$2 copied=$3 path was now_path now torn="$tmp/meta/storage-$1.torn" n=0
+  local i=$1 real=$2 copied=$3 torn="$tmp/meta/storage-$1.torn" n=0
   : >"$torn"
   if [[ -s "$copied" ]]; then
     # One find for all of them, in the list's order; a file removed meanwhile is not printed.
     (cd "$real" && sed -z -n 'p;n' "$copied" | find -files0-from - -maxdepth 0 -printf '%p\0%s %T@\0' 2>/dev/null) >"$work/after" || true
-    while IFS= read -r -d '' now_path && IFS= read -r -d '' now; do
-      while IFS= read -r -d '' path <&3 && IFS= read -r -d '' was <&3; do
-        [[ "$path" == "$now_path" ]] && break
-        printf '%s\0' "${path#./}" >>"$torn" && n=$((n + 1)) # removed while copied
-      done
-      [[ "$now" == "$was" ]] || { printf '%s\0' "${path#./}" >>"$torn" && n=$((n + 1)); }
-    done <"$work/after" 3<"$copied"
+    n=$(stream_awk -v after="$work/after" -v torn="$torn" 'BEGIN { RS = "\0"; more = next_after() }
+      function next_after() { return (getline now_path < after) > 0 && (getline now < after) > 0 }
+      NR % 2 { path = $0; next }
+      {
+        if (more && now_path == path) { same = (now == $0); more = next_after() } else same = 0 # removed while copied
+        if (!same) { printf "%s%c", substr(path, 3), 0 > torn; n++ }
+      }
+      END { print n + 0 }' "$copied")
     rm -f -- "$work/after"
   fi
   torn_total=$((${torn_total:-0} + n))
@@ -109,13 +140,34 @@ find_torn() {
   ((n == 0)) || say "warning: $n file(s) in $real changed while being copied: their copies may be torn, so the backup records them as torn (meta/storage-$i.torn, manifest); the next backup takes them again"
 }
 
-# read_index_entry: reads the next entry of a storage index (find -printf records: meta,
-# path, symlink target, each NUL-ended) from stdin into the caller's meta path link type
-# ino nlink size mtime ctime mode uid gid, and sig, what says that a file is unchanged.
-read_index_entry() {
-  IFS= read -r -d '' meta && IFS= read -r -d '' path && IFS= read -r -d '' link || return 1
-  read -r type ino nlink size mtime ctime mode uid gid <<<"$meta"
-  sig="$size $mtime $ctime $ino $mode $uid $gid"
+# hash_copied I: checksums of the regular files copied into storage-I/ (those still there:
+# one removed meanwhile is in neither), merged into the catalog, which goes to meta; every
+# regular file's record (kept or new) goes to meta/sums.z.
+hash_copied() {
+  local i=$1
+  (cd "$tmp" && sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" | find -files0-from - -maxdepth 0 -type f -print0 2>/dev/null) >"$work/hash-list" || true
+  : >"$work/hashes"
+  hash_files "$tmp" "$work/hash-list" "$work/hashes" "$edms_jobs" 2>/dev/null ||
+    die "cannot checksum the new files in $tmp (disk full or unreadable)"
+  # hash_files gives the plain names first, then the special ones (few: held in memory).
+  hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/hashes" >/dev/null
+  stream_awk -v prefix="storage-$i/" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
+    -v sums="$tmp/meta/sums.z" 'BEGIN {
+      RS = "\0"
+      while ((getline h < special) > 0) sp[substr(h, 67)] = substr(h, 1, 64)
+      more = (getline h < plain) > 0
+    }
+    '"$catalog_awk"'
+    {
+      parse_record($0, f); name = prefix f["path"]; sum = f[10]
+      if (f[1] == "f" && sum == "-") {
+        if (more && substr(h, 67) == name) { sum = substr(h, 1, 64); more = (getline h < plain) > 0 }
+        else if (name in sp) sum = sp[name]
+      }
+      if (f[1] == "f" && sum != "-") printf "%s  %s%c", sum, name, 0 >> sums
+      printf "%s %s %s%c", f["meta"], sum, f["path"], 0
+    }' "$work/catalog" >"$tmp/meta/storage-$i.catalog"
+  rm -f -- "$work/hash-list" "$work/hashes" "$work/hashes.plain" "$work/hashes.special" "$work/catalog"
 }
 
 # copy_tree SRC DST LIST: copies the NUL-separated entries of LIST (paths relative to SRC,
@@ -134,34 +186,6 @@ copy_tree() {
       *) die "copying storage folder $src failed: $(first_error_line "$err")" ;;
     esac
   fi
-}
-
-# copied_files I LIST: the regular files among the entries of LIST, as storage-I/<path>.
-copied_files() {
-  local path
-  cd "$tmp" || return
-  while IFS= read -r -d '' path; do
-    path="storage-$1/${path#./}"
-    [[ -f "$path" && ! -L "$path" ]] && printf '%s\0' "$path"
-  done <"$2"
-  return 0
-}
-
-# reuse_sums I LINKS: the previous backup's checksums of the files hard-linked from it.
-reuse_sums() {
-  local i=$1 links=$2 record hash name
-  [[ -s "$links" ]] || return 0
-  local -A want=()
-  while IFS= read -r -d '' name; do
-    want["storage-$i/${name#./}"]=1
-  done <"$links"
-  while IFS= read -r -d '' record; do
-    hash=${record%%  *}
-    name=${record#*  }
-    if [[ -n "${want[$name]+set}" ]]; then
-      printf '%s  %s\0' "$hash" "$name"
-    fi
-  done <"$edms_dir/$previous/meta/sums.z" >>"$tmp/meta/sums.z"
 }
 
 path_hash() {
