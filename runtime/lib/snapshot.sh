@@ -19,28 +19,34 @@
 snapshot_storage() {
   # src names the folder as configured (messages, manifest); real is where it is read.
   local i=$1 src=${edms_storage_dirs[$1 - 1]} real=${storage_real[$1 - 1]} dst="$tmp/storage-$1"
-  local prev_dir="" prev_catalog=/dev/null counts files dirs symlinks others sockets bytes linked linked_bytes
+  local prev_dir="" prev_catalog=/dev/null farm_pid="" counts files dirs symlinks others sockets bytes linked linked_bytes
   local links="$work/links" copies="$work/copies" copied="$work/copied"
 
-  index_folder "$real" "$src" >"$work/index"
   if [[ -n "$previous" && -d "$edms_dir/$previous/storage-$i" && -f "$edms_dir/$previous/meta/storage-$i.catalog" &&
     "$(info_get "$previous" "storage_${i}_source_hash" || true)" == "$(path_hash "$src")" ]]; then
     prev_dir="$edms_dir/$previous/storage-$i"
     prev_catalog="$edms_dir/$previous/meta/storage-$i.catalog"
+    # The previous copy as a hard-link farm (cp -al: one pass, no work per path in this
+    # script), made while the folder is indexed; what differs is then removed from it and
+    # tar adds the rest, into new inodes only.
+    cp -al -- "$prev_dir" "$dst" 2>/dev/null &
+    farm_pid=$!
   elif [[ -n "$previous" && -f "$edms_dir/$previous/meta/storage-$i.index" ]]; then
     say "storage-$i: backup $previous was made by an earlier version (no catalog): copying all files once"
   fi
+  index_folder "$real" "$src" >"$work/index"
   counts=$(plan_copy "$prev_catalog" "$work" <"$work/index") || die "cannot compare $src with backup $previous (disk full?)"
   read -r files dirs symlinks others sockets bytes linked linked_bytes <<<"$counts"
 
-  mkdir -- "$dst"
-  if [[ -s "$links" ]] && ! (cd "$prev_dir" && xargs -0 -r cp -l --parents -t "$dst" --) <"$links" 2>/dev/null; then
-    # No hard links on this filesystem (or too many): copy everything instead.
-    say "storage-$i: cannot hard-link to backup $previous, copying all files"
-    rm -rf -- "$dst" && mkdir -- "$dst"
+  if [[ -n "$farm_pid" ]] && { ! wait "$farm_pid" || ((linked == 0)) || ! writable_folders "$dst" ||
+    ! (cd "$dst" && xargs -0 -r rm -rf --) <"$work/stale" 2>/dev/null; }; then
+    # No hard links on this filesystem (or too many), or none to keep: copy everything.
+    ((linked == 0)) || say "storage-$i: cannot hard-link to backup $previous, copying all files"
+    rm -rf -- "$dst"
     cat -- "$links" >>"$copies" # their checksums stay those of the catalog
     linked=0 linked_bytes=0
   fi
+  [[ -d "$dst" ]] || mkdir -- "$dst"
   ((sockets == 0)) || say "storage-$i: skipped $sockets socket(s) in $src (live endpoints of a program, not data)"
   copy_tree "$real" "$dst" "$copies"
   find_torn "$i" "$real" "$copied"
@@ -57,7 +63,13 @@ snapshot_storage() {
     "storage_${i}_source_hash=$(path_hash "$src")")
   storage_json+=("{\"index\":$i,\"source\":$(json_str "$src"),\"path\":\"storage-$i\",\"format\":\"folder\",\"files\":$files,\"dirs\":$dirs,\"symlinks\":$symlinks,\"others\":$others,\"bytes\":$bytes,\"sharedWith\":$(json_str "${prev_dir:+$previous}"),\"sharedFiles\":$linked,\"sharedBytes\":$linked_bytes,\"skippedSockets\":$sockets,\"tornFiles\":$torn_n,\"torn\":[$torn_json]}")
   storage_text+=("  $i. $src -> storage-$i/  ($files files, $dirs folders, $symlinks symlinks, $(human_bytes "$bytes"))${prev_dir:+; $linked unchanged files shared with backup $previous}$( ((torn_n == 0)) || printf '; %s files written while copied, may be torn (meta/storage-%s.torn)' "$torn_n" "$i")")
-  rm -f -- "$links" "$copies" "$copied"
+  rm -f -- "$links" "$copies" "$copied" "$work/stale"
+}
+
+# writable_folders DIR: a user other than root can change a read-only folder of the
+# hard-link farm (tar gives every folder its mode back, all are in copies).
+writable_folders() {
+  ((EUID == 0)) || find "$1" -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null
 }
 
 # index_folder REAL SRC: the entries of REAL as catalog records without checksums, sorted
@@ -78,32 +90,40 @@ sorted_by_path() {
 }
 
 # plan_copy PREV_CATALOG WORK: merges the sorted records of stdin with PREV_CATALOG (also
-# sorted) and writes to WORK: links (./PATH of the unchanged files), copies (./PATH of
-# every other entry, folders before their content), copied ("./PATH\0SIZE MTIME\0" of the
-# regular files among them) and catalog (stdin's records, with the kept checksums). Prints
+# sorted) and writes to WORK: links (./PATH of the unchanged files), stale (./PATH of the
+# previous copy's entries that are not kept: gone, changed, or no longer a folder), copies
+# (./PATH of every entry not linked, folders before their content), copied
+# ("./PATH\0SIZE MTIME\0" of the regular files among them) and catalog (stdin's records,
+# with the kept checksums). Prints
 # "files dirs symlinks others sockets bytes linked linked_bytes".
 plan_copy() {
   local name
-  for name in links copies copied catalog; do : >"$2/$name"; done
+  for name in links stale copies copied catalog; do : >"$2/$name"; done
   stream_awk -v prev="$1" -v w="$2/" 'BEGIN { RS = "\0"; have = next_prev() }
     function next_prev() { if ((getline p < prev) > 0) { parse_record(p, pf); return 1 } return 0 }
+    function stale(path) { printf "./%s%c", path, 0 > (w "stale") }
     '"$catalog_awk"'
     {
       parse_record($0, f); path = f["path"]; type = f[1]
       if (path ~ /^\.edms-restore-(stage|ready)(\/|$)/) next # what a stopped restore staged
       if (type == "s") { sockets++; next } # a live endpoint of a program, not data: tar cannot keep it
       if (type == "f") { files++; bytes += f[4] } else if (type == "d") dirs += (path != ""); else if (type == "l") symlinks++; else others++
-      while (have && pf["path"] < path) have = next_prev()
-      if (type == "f" && f[3] == 1 && have && pf["path"] == path && pf["meta"] == f["meta"] && pf[10] != "-") {
+      while (have && pf["path"] < path) { stale(pf["path"]); have = next_prev() }
+      same = have && pf["path"] == path
+      if (type == "f" && f[3] == 1 && same && pf["meta"] == f["meta"] && pf[10] != "-") {
         printf "./%s%c", path, 0 > (w "links"); linked++; linked_bytes += f[4]
         printf "%s %s %s%c", f["meta"], pf[10], path, 0 > (w "catalog")
       } else {
+        if (same && !(type == "d" && pf[1] == "d")) stale(path)
         printf "./%s%c", path, 0 > (w "copies")
         if (type == "f") printf "./%s%c%s %s%c", path, 0, f[4], f[5], 0 > (w "copied")
         printf "%s%c", $0, 0 > (w "catalog")
       }
+      if (same) have = next_prev()
     }
-    END { printf "%d %d %d %d %d %.0f %d %.0f\n", files, dirs, symlinks, others, sockets, bytes, linked, linked_bytes }'
+    END {
+      for (; have; have = next_prev()) stale(pf["path"])
+      printf "%d %d %d %d %d %.0f %d %.0f\n", files, dirs, symlinks, others, sockets, bytes, linked, linked_bytes }'
 }
 
 # catalog_awk: parse_record(REC, F) sets F[1..10] to the fields of catalog record REC,
