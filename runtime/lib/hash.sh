@@ -13,37 +13,45 @@ stream_awk() {
 
 # hash_files DIR LIST OUT JOBS: appends to OUT a record for each NUL-separated path of LIST
 # (relative to DIR), hashing on JOBS processes: first the records of the plain names, then
-# those of the special ones, each in LIST's order (hash_order). Returns non-zero if a file
-# cannot be read.
+# those of the special ones, each in LIST's order. Returns non-zero if a file cannot be read.
 hash_files() {
-  local dir=$1 list=$2 out=$3 jobs=$4 parts part n lines failed=""
-  local -a pids=()
+  local dir=$1 list=$2 out=$3 jobs=$4 parts n lines rc=0
   parts=$(mktemp -d "$list.XXXXXX")
   n=$(hash_order 0 "$parts/plain" "$parts/special" <"$list")
   if ((n > 0)) && command -v openssl >/dev/null 2>&1; then
-    split --number=l/"$jobs" --separator='\0' --suffix-length=3 --numeric-suffixes -- "$parts/plain" "$parts/part."
-    for part in "$parts"/part.*; do
-      # One output line per file, in order: "HASH *./NAME" (./ so that no name is an option).
-      (cd "$dir" && sed -z 's|^|./|' "$part" | xargs -0 -r openssl dgst -sha256 -r >"$part.out") &
-      pids+=($!)
-    done
-    for part in "${pids[@]}"; do
-      wait "$part" || failed=yes
-    done
-    [[ -z "$failed" ]] || { rm -rf -- "$parts"; return 1; }
-    cat -- "$parts"/part.*.out >"$parts/openssl"
+    openssl_digests "$dir" "$parts/plain" "$jobs" "$parts/openssl" || rc=1
+    # "HASH *./NAME" lines to records; as many as names, or a file went unread.
     lines=$(stream_awk '
       substr($0, 65, 4) == " *./" && substr($0, 1, 64) ~ /^[0-9a-f]+$/ { printf "%s  %s%c", substr($0, 1, 64), substr($0, 69), 0; n++ }
-      END { print n + 0 > "/dev/stderr" }' "$parts/openssl" 2>&1 >>"$out")
-    ((lines == n)) || { rm -rf -- "$parts"; return 1; }
+      END { print n + 0 > "/dev/stderr" }' "$parts/openssl" 2>&1 >>"$out") || rc=1
+    ((rc != 0 || lines == n)) || rc=1
   elif ((n > 0)); then
-    cat -- "$parts/plain" >"$parts/special.all" && cat -- "$parts/special" >>"$parts/special.all"
-    mv -- "$parts/special.all" "$parts/special"
+    cat -- "$parts/plain" "$parts/special" >"$parts/all" && mv -- "$parts/all" "$parts/special"
   fi
-  if [[ -s "$parts/special" ]]; then
-    (cd "$dir" && xargs -0 -r sha256sum -z -- <"$parts/special") >>"$out" || { rm -rf -- "$parts"; return 1; }
+  if ((rc == 0)) && [[ -s "$parts/special" ]]; then
+    (cd "$dir" && xargs -0 -r sha256sum -z -- <"$parts/special") >>"$out" || rc=1
   fi
   rm -rf -- "$parts"
+  return "$rc"
+}
+
+# openssl_digests DIR LIST JOBS OUT: `openssl dgst -sha256 -r` of the files of LIST (plain
+# names, relative to DIR) on JOBS processes: one line per file in LIST's order, "HASH
+# *./NAME" (./ so that no name is taken for an option).
+openssl_digests() {
+  local dir=$1 list=$2 jobs=$3 out=$4 part failed=""
+  local -a pids=()
+  split --number=l/"$jobs" --separator='\0' --suffix-length=3 --numeric-suffixes -- "$list" "$out.part."
+  for part in "$out".part.*; do
+    (cd "$dir" && sed -z 's|^|./|' "$part" | xargs -0 -r openssl dgst -sha256 -r >"$part.out") &
+    pids+=($!)
+  done
+  for part in "${pids[@]}"; do
+    wait "$part" || failed=yes
+  done
+  [[ -z "$failed" ]] && cat -- "$out".part.*.out >"$out"
+  rm -f -- "$out".part.*
+  [[ -z "$failed" ]]
 }
 
 # hash_order SKIP PLAIN SPECIAL: the NUL-separated records of stdin, split by their name
@@ -57,16 +65,19 @@ hash_order() {
     END { print n + 0 }'
 }
 
-# sums_lines: the SHA256SUMS lines of the records on stdin, names escaped as sha256sum
-# writes them (a leading backslash, then \\ \n \r) so that `sha256sum -c` reads them back.
+# sums_lines: the SHA256SUMS lines of the records on stdin (sums_line_awk).
 sums_lines() {
-  stream_awk 'BEGIN { RS = "\0" }
-    function escaped(s,   out, i, c) {
-      for (i = 1; i <= length(s); i++) {
-        c = substr(s, i, 1)
-        out = out (c == "\\" ? "\\\\" : c == "\n" ? "\\n" : c == "\r" ? "\\r" : c)
-      }
-      return out
-    }
-    { name = substr($0, 67); if (name ~ /[\\\n\r]/) print "\\" substr($0, 1, 66) escaped(name); else print }'
+  stream_awk 'BEGIN { RS = "\0" } '"$sums_line_awk"' { print sums_line($0) }'
 }
+
+# sums_line_awk: sums_line(RECORD), the SHA256SUMS line of a record, its name escaped as
+# sha256sum writes it (a leading backslash, then \\ \n \r) so that `sha256sum -c` reads it.
+sums_line_awk='function sums_line(rec,   name, out, i, c) {
+  name = substr(rec, 67)
+  if (name !~ /[\\\n\r]/) return rec
+  for (i = 1; i <= length(name); i++) {
+    c = substr(name, i, 1)
+    out = out (c == "\\" ? "\\\\" : c == "\n" ? "\\n" : c == "\r" ? "\\r" : c)
+  }
+  return "\\" substr(rec, 1, 66) out
+}'
