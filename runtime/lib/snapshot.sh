@@ -22,17 +22,24 @@ snapshot_storage() {
   local prev_dir="" prev_catalog=/dev/null farm_pid="" counts files dirs symlinks others sockets bytes linked linked_bytes
   local links="$work/links" copies="$work/copies" copied="$work/copied"
 
-  if [[ -n "$previous" && -d "$edms_dir/$previous/storage-$i" && -f "$edms_dir/$previous/meta/storage-$i.catalog" &&
+  if [[ -n "$previous" && -d "$edms_dir/$previous/storage-$i" &&
     "$(info_get "$previous" "storage_${i}_source_hash" || true)" == "$(path_hash "$src")" ]]; then
-    prev_dir="$edms_dir/$previous/storage-$i"
     prev_catalog="$edms_dir/$previous/meta/storage-$i.catalog"
+    # A backup of a version before catalogs: its index and checksums make one.
+    if [[ ! -f "$prev_catalog" ]]; then
+      prev_catalog="$work/prev.catalog"
+      legacy_catalog "$previous" "$i" >"$prev_catalog" || rm -f -- "$prev_catalog"
+    fi
+  fi
+  if [[ -f "$prev_catalog" ]]; then
+    prev_dir="$edms_dir/$previous/storage-$i"
     # The previous copy as a hard-link farm (cp -al: one pass, no work per path in this
     # script), made while the folder is indexed; what differs is then removed from it and
     # tar adds the rest, into new inodes only.
     cp -al -- "$prev_dir" "$dst" 2>/dev/null &
     farm_pid=$!
-  elif [[ -n "$previous" && -f "$edms_dir/$previous/meta/storage-$i.index" ]]; then
-    say "storage-$i: backup $previous was made by an earlier version (no catalog): copying all files once"
+  else
+    prev_catalog=/dev/null
   fi
   index_folder "$real" "$src" >"$work/index"
   counts=$(plan_copy "$prev_catalog" "$work" <"$work/index") || die "cannot compare $src with backup $previous (disk full?)"
@@ -63,7 +70,30 @@ snapshot_storage() {
     "storage_${i}_source_hash=$(path_hash "$src")")
   storage_json+=("{\"index\":$i,\"source\":$(json_str "$src"),\"path\":\"storage-$i\",\"format\":\"folder\",\"files\":$files,\"dirs\":$dirs,\"symlinks\":$symlinks,\"others\":$others,\"bytes\":$bytes,\"sharedWith\":$(json_str "${prev_dir:+$previous}"),\"sharedFiles\":$linked,\"sharedBytes\":$linked_bytes,\"skippedSockets\":$sockets,\"tornFiles\":$torn_n,\"torn\":[$torn_json]}")
   storage_text+=("  $i. $src -> storage-$i/  ($files files, $dirs folders, $symlinks symlinks, $(human_bytes "$bytes"))${prev_dir:+; $linked unchanged files shared with backup $previous}$( ((torn_n == 0)) || printf '; %s files written while copied, may be torn (meta/storage-%s.torn)' "$torn_n" "$i")")
-  rm -f -- "$links" "$copies" "$copied" "$work/stale"
+  rm -f -- "$links" "$copies" "$copied" "$work/stale" "$work/prev.catalog"
+}
+
+# legacy_catalog ID I: the catalog of storage-I of backup ID, made by a version that kept
+# meta/storage-I.index (find's "%y %i %n %s %T@ %C@ %m %U %G\0PATH\0TARGET\0" records)
+# and the checksums in meta/sums.z only. Fails if there is no index.
+legacy_catalog() {
+  local meta="$edms_dir/$1/meta" prefix="storage-$2/" rc=0
+  [[ -f "$meta/storage-$2.index" && -f "$meta/sums.z" ]] || return 1
+  stream_awk 'BEGIN { RS = "\0" } NR % 3 == 1 { m = $0 } NR % 3 == 2 { printf "%s - %s%c", m, $0, 0 }' "$meta/storage-$2.index" |
+    sorted_by_path >"$work/legacy.index" || rc=1
+  stream_awk -v prefix="$prefix" 'BEGIN { RS = "\0" }
+    substr($0, 67, length(prefix)) == prefix { printf "%s %s%c", substr($0, 1, 64), substr($0, 67 + length(prefix)), 0 }' "$meta/sums.z" |
+    LC_ALL=C sort --zero-terminated --field-separator=' ' --key=2 --buffer-size=64M --temporary-directory="$work" >"$work/legacy.sums" || rc=1
+  stream_awk -v sums="$work/legacy.sums" 'BEGIN { RS = "\0"; more = next_sum() }
+    function next_sum() { if ((getline h < sums) > 0) { hp = substr(h, 66); return 1 } return 0 }
+    '"$catalog_awk"'
+    {
+      parse_record($0, f)
+      while (more && hp < f["path"]) more = next_sum()
+      printf "%s %s %s%c", f["meta"], (f[1] == "f" && more && hp == f["path"] ? substr(h, 1, 64) : "-"), f["path"], 0
+    }' "$work/legacy.index" || rc=1
+  rm -f -- "$work/legacy.index" "$work/legacy.sums"
+  return "$rc"
 }
 
 # writable_folders DIR: a user other than root can change a read-only folder of the

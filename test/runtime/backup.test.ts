@@ -136,6 +136,62 @@ describe("repeat backup", () => {
     expect((await world.edms(["verify", second])).code).toBe(0);
     fs.rmSync(copy, { recursive: true });
   });
+
+  it("stays exact when entries change their kind, and links to a backup of the version before catalogs", async () => {
+    const root = world.storage[0];
+    const kind = path.join(root, "kind");
+    fs.mkdirSync(path.join(kind, "dir"), { recursive: true });
+    fs.writeFileSync(path.join(kind, "file"), "a file\n");
+    fs.writeFileSync(path.join(kind, "dir", "inner.txt"), "inside\n");
+    fs.writeFileSync(path.join(kind, "gone.txt"), "removed next\n");
+    fs.symlinkSync("file", path.join(kind, "link"));
+    const before = await world.backup();
+    const beforeTree = snapshotTree(path.join(world.backupDir, before, "storage-1"));
+    fs.rmSync(path.join(kind, "file"));
+    fs.mkdirSync(path.join(kind, "file"));
+    fs.writeFileSync(path.join(kind, "file", "now.txt"), "a folder now\n");
+    fs.rmSync(path.join(kind, "dir"), { recursive: true });
+    fs.writeFileSync(path.join(kind, "dir"), "a file now\n");
+    fs.rmSync(path.join(kind, "gone.txt"));
+    fs.rmSync(path.join(kind, "link"));
+    fs.writeFileSync(path.join(kind, "link"), "not a link now\n");
+    await new Promise((r) => setTimeout(r, 1100));
+    const after = await world.backup();
+    // As the first test compares: a copy (cp -a) of the backup's folder, whose files are
+    // not linked to other backups.
+    const copied = async (id: string) => {
+      const copy = fs.mkdtempSync(path.join(os.tmpdir(), "edms-cp-"));
+      await mustRun("cp", ["-a", `${path.join(world.backupDir, id, "storage-1")}/.`, `${copy}/`]);
+      const tree = snapshotTree(copy);
+      fs.rmSync(copy, { recursive: true });
+      return tree;
+    };
+    expect(await copied(after)).toEqual(snapshotTree(root));
+    expect(snapshotTree(path.join(world.backupDir, before, "storage-1"))).toEqual(beforeTree);
+
+    // `after` as the version before catalogs wrote it: meta/storage-<i>.index (find's
+    // "META\0PATH\0TARGET\0" records, in find's order), no catalog.
+    for (const i of [1, 2]) {
+      const meta = path.join(world.backupDir, after, "meta");
+      const records = fs.readFileSync(path.join(meta, `storage-${i}.catalog`)).toString("latin1").split("\0").slice(0, -1);
+      const index = records.reverse().map((r) => {
+        const fields = r.split(" ");
+        return `${fields.slice(0, 9).join(" ")}\0${fields.slice(10).join(" ")}\0\0`;
+      });
+      fs.writeFileSync(path.join(meta, `storage-${i}.index`), Buffer.from(index.join(""), "latin1"));
+      fs.rmSync(path.join(meta, `storage-${i}.catalog`));
+    }
+    fs.appendFileSync(path.join(kind, "dir"), "changed again\n");
+    await new Promise((r) => setTimeout(r, 1100));
+    const upgraded = await world.backup();
+    const info = fs.readFileSync(path.join(world.backupDir, upgraded, "meta", "info"), "utf8");
+    expect(Number(/storage_1_linked=(\d+)/.exec(info)?.[1])).toBeGreaterThan(5);
+    const inode = (id: string, rel: string) => fs.statSync(path.join(world.backupDir, id, "storage-1", rel)).ino;
+    expect(inode(upgraded, "random.bin")).toBe(inode(after, "random.bin"));
+    expect(inode(upgraded, "kind/dir")).not.toBe(inode(after, "kind/dir"));
+    expect(await copied(upgraded)).toEqual(snapshotTree(root));
+    expect((await world.edms(["verify", upgraded])).code).toBe(0);
+  });
 });
 
 describe("consistency while the application writes", () => {
