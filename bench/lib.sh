@@ -1,7 +1,15 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # dir, pgbin and keep are the sourcing script's
-# Helpers both benchmarks share: throwaway PostgreSQL 15 clusters under $dir, timing and
-# ratios. Reads: dir pgbin keep.
+# shellcheck disable=SC2154 # pgbin and keep are the sourcing script's
+# Helpers both benchmarks share: their folder, throwaway PostgreSQL 15 clusters in it,
+# timing and ratios. Reads: dir pgbin keep.
+
+# bench_dir NAME: $dir, made if absent (mktemp /tmp/NAME.XXXXXX without --dir), readable by
+# the postgres user who runs the clusters in it.
+bench_dir() {
+  dir=${dir:-$(mktemp -d "/tmp/$1.XXXXXX")}
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

@@ -35,11 +35,9 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 edms="$repo/runtime/edms-backup"
 pgbin=/usr/lib/postgresql/15/bin
-dir=${dir:-$(mktemp -d /tmp/edms-bench.XXXXXX)}
-mkdir -p "$dir"
-chmod 755 "$dir"
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$repo/bench/lib.sh"
+bench_dir edms-bench
 
 # --- two throwaway clusters: the source instance and the new one ------------------------
 stop_all() {

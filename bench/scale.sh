@@ -30,11 +30,9 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 edms="$repo/runtime/edms-backup"
 pgbin=/usr/lib/postgresql/15/bin
-dir=${dir:-$(mktemp -d /tmp/edms-scale.XXXXXX)}
-mkdir -p "$dir"
-chmod 755 "$dir"
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$repo/bench/lib.sh"
+bench_dir edms-scale
 trap stop_clusters EXIT
 
 src_env=(PGHOST="$dir/source" PGPORT=55511 PGUSER=edms PGDATABASE=edms)
