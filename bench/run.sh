@@ -278,6 +278,9 @@ mapfile -t ids < <(ours_env "$edms" list | cut -d' ' -f1)
 added=$(du -sk "$dir/ours/${ids[1]}" "$dir/ours/${ids[0]}" | sed -n 2p | cut -f1)
 dump_kib=$(du -sk "$dir/ours/${ids[0]}/db" | cut -f1)
 seed_size=$(du -sk "$dir/seed" | cut -f1)
+seed_dump_kib=$(du -sk "$dir/seed/db.dump" | cut -f1)
+# Issue 18's disk target: what a night adds, against the seed's pg_dump -Fc + the changed files.
+disk_bound_kib=$((seed_dump_kib + $(<"$dir/changed-bytes") / 1024))
 changed_bytes=$(<"$dir/changed-bytes")
 full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
 
@@ -303,6 +306,7 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
 
   sizes: seed backup $((seed_size / 1024)) MB, edms-backup full $((full_size / 1024)) MB
   repeat backup added $((added / 1024)) MB to the disk: its dump $((dump_kib / 1024)) MB + changed files $((changed_bytes / 1048576)) MB (+ manifests and indexes)
+    against the seed's pg_dump -Fc $((seed_dump_kib / 1024)) MB + changed files = $((disk_bound_kib / 1024)) MB   ratio $(printf '%5.2f' "$(ratio "$added" "$disk_bound_kib")")   <= 1.25
 
   off-site (restic $(restic version | cut -d' ' -f2) over sftp on loopback), one run each:
     full push            $(printf '%8.2f' "$push_full_s") s   $((push_full_bytes / 1048576)) MB added to the repository (local backup $((full_size / 1024)) MB)

@@ -2,7 +2,7 @@
 # The database part of a backup: the server checked, pg_dump run in parallel from one
 # exported snapshot, and every table's rows counted in that same snapshot.
 #
-# Reads: tmp work edms_jobs dump_compression
+# Reads: tmp work edms_jobs dump_compression (a gzip level: lib/dump-members.sh compresses)
 # Sets:  server_num server_major dump_major server_version dump_version (check_database),
 #        dump_pid snapshot_in snapshot_out snapshot_pid (start_dump), counts_json counts_text db_encoding db_bytes
 #        (finish_dump)
@@ -34,7 +34,7 @@ start_dump() {
   # Without owners: everything restored belongs to the user who restores (as Django
   # expects). Grants are kept; `pg_restore --no-privileges` leaves them out on an instance
   # that lacks their roles, and edms-backup restore creates those roles (meta/roles.json).
-  pg_dump --format=directory --jobs="$edms_jobs" --compress="$dump_compression" --no-sync \
+  pg_dump --format=directory --jobs="$edms_jobs" --compress=0 --no-sync \
     --no-owner \
     --snapshot="$snapshot" --file="$tmp/db" 2>"$work/pg_dump.log" &
   dump_pid=$!
@@ -82,6 +82,10 @@ finish_dump() {
   psql_to "$work/encoding" -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()'
   db_encoding=$(<"$work/encoding")
   record_database_globals "$tmp/meta"
+  if ((dump_compression)); then
+    compress_dump "$tmp/db" "$dump_compression" "$tmp/meta/dump-members" "$work/members" ||
+      die "compressing the database dump failed; nothing was kept"
+  fi
   chmod -R go= -- "$tmp/db"
   db_bytes=$(du -sb -- "$tmp/db" | cut -f1)
   hash_new_files "$tmp" < <(cd "$tmp" && find db -type f -print0)

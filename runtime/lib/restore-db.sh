@@ -39,7 +39,7 @@ SQL
   [[ -z "$toast_compression" ]] || options+=" -c default_toast_compression=$toast_compression"
   if choose_streamed_table "$backup/db"; then
     local table=${streamed_copy#COPY }
-    say "loading ${table%% (*} in $edms_jobs streams at once, the rest with pg_restore"
+    say "loading ${table%% (*} in ${#streamed_ranges[@]} streams at once, the rest with pg_restore"
   fi
   PGOPTIONS="${PGOPTIONS:-} $options" load_database "$backup/db" 2>"$pg_restore_log" &
   pg_restore_pid=$!
@@ -53,28 +53,16 @@ load_database() {
   local dump=$1
   local restore=(pg_restore --no-owner --exit-on-error --dbname="$(conninfo_dbname "$staging_db")")
   [[ -n "${streamed_id:-}" ]] || exec "${restore[@]}" --jobs="$edms_jobs" "$dump"
-  local file="$dump/$streamed_id.dat" pids=()
+  local pids=() range
   trap 'kill "${pids[@]}" 2>/dev/null; exit 143' TERM
   "${restore[@]}" --section=pre-data "$dump"
-  # Ranges of about equal size, each ending after a newline: in COPY text a newline in a
-  # value is written as \n, so every newline ends a row. The file ends with pg_dump's
-  # 5-byte end-of-data line, which is left out.
-  local rows_end k start=0 end
-  rows_end=$(($(stat -c %s -- "$file") - 5))
-  for ((k = 1; k <= edms_jobs; k++)); do
-    end=$((rows_end * k / edms_jobs))
-    if ((k < edms_jobs)); then
-      end=$((end + $(set +o pipefail; tail -c +$((end + 1)) -- "$file" | head -n 1 | wc -c)))
-      ((end <= rows_end)) || end=$rows_end
-    fi
-    if ((end > start)); then
-      # dd reads exactly its range (a `tail | head` pipe would end tail by SIGPIPE, and the
-      # stream would count as failed whenever it was still running when waited for).
-      dd if="$file" iflag=skip_bytes,count_bytes skip="$start" count=$((end - start)) bs=1M status=none |
-        PGAPPNAME=edms-backup-load PGDATABASE=$staging_db psql -X -q -v ON_ERROR_STOP=1 -c "${streamed_copy%;}" &
-      pids+=($!)
-    fi
-    start=$end
+  for range in "${streamed_ranges[@]}"; do
+    # dd reads exactly its range (a `tail | head` pipe would end tail by SIGPIPE, and the
+    # stream would count as failed whenever it was still running when waited for).
+    # shellcheck disable=SC2086 # range is "OFFSET BYTES"
+    read_range "$streamed_file" $range |
+      PGAPPNAME=edms-backup-load PGDATABASE=$staging_db psql -X -q -v ON_ERROR_STOP=1 -c "${streamed_copy%;}" &
+    pids+=($!)
   done
   # pg_restore's other items on that table (its keys, indexes and foreign keys) must wait
   # for the rows: they do once every stream holds its lock on it. (Were one to run first,
@@ -93,6 +81,44 @@ load_database() {
   for pid in "${pids[@]}"; do wait "$pid"; done
 }
 
+# read_range FILE OFFSET BYTES: those bytes of FILE, decompressed when it is gzip members.
+read_range() {
+  if [[ "$1" == *.gz ]]; then
+    dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" bs=1M status=none | gzip -dc
+  else
+    dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" bs=1M status=none
+  fi
+}
+
+# plain_ranges FILE ROWS_END: $edms_jobs ranges "OFFSET BYTES" of about equal size of the
+# uncompressed data file FILE, each ending after a newline: in COPY text a newline in a
+# value is written as \n, so every newline ends a row.
+plain_ranges() {
+  local file=$1 rows_end=$2 k start=0 end
+  for ((k = 1; k <= edms_jobs; k++)); do
+    end=$((rows_end * k / edms_jobs))
+    if ((k < edms_jobs)); then
+      end=$((end + $(set +o pipefail; tail -c +$((end + 1)) -- "$file" | head -n 1 | wc -c)))
+      ((end <= rows_end)) || end=$rows_end
+    fi
+    ((end <= start)) || echo "$start $((end - start))"
+    start=$end
+  done
+}
+
+# member_ranges MEMBERS: up to $edms_jobs ranges "OFFSET BYTES" of whole members (lines
+# "ROW_OFFSET ROW_BYTES OFFSET BYTES", the end-of-data member left out) of about as many
+# rows each.
+member_ranges() {
+  awk -v jobs="$edms_jobs" '{ ro[NR] = $1; rn[NR] = $2; co[NR] = $3; cn[NR] = $4; rows = $1 + $2 }
+    END { k = 1; start = 1
+          for (i = 1; i <= NR; i++)
+            if (ro[i] + rn[i] >= rows * k / jobs || i == NR) {
+              print co[start], co[i] + cn[i] - co[start]; start = i + 1
+              while (k < jobs && ro[i] + rn[i] >= rows * k / jobs) k++
+            } }' <<<"$1"
+}
+
 count_stream_locks() {
   PGDATABASE=$staging_db psql_run <<'SQL' 2>/dev/null || echo 0
 SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
@@ -106,31 +132,37 @@ streams_running() {
   for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
 }
 
-# choose_streamed_table DUMP: sets streamed_id, streamed_copy and dump_toc (the dump's id
-# of a table's rows, pg_dump's COPY statement for them, and the dump's list of contents)
-# when one table's rows are worth loading in streams: stored uncompressed, at least
-# EDMS_BACKUP_RESTORE_SPLIT_BYTES (16 MiB), and more than 1/jobs of all the rows' bytes (so
-# that pg_restore's other jobs would run out of work first). Anything unexpected leaves
-# the whole load to pg_restore.
+# choose_streamed_table DUMP: sets streamed_id, streamed_file, streamed_ranges,
+# streamed_copy and dump_toc (the dump's id of a table's rows, their file, the ranges of it
+# to load at once, pg_dump's COPY statement for them, the dump's list of contents) when one
+# table's rows are worth loading in streams: stored uncompressed or in gzip members
+# (meta/dump-members), at least EDMS_BACKUP_RESTORE_SPLIT_BYTES (16 MiB), and more than
+# 1/jobs of all the rows' bytes (so that pg_restore's other jobs would run out of work
+# first). Anything unexpected leaves the whole load to pg_restore.
 choose_streamed_table() {
-  local dump=$1 item size total=0 best_size=0
+  local dump=$1 item size total=0 best_size=0 index
   local -A sizes=()
-  streamed_id="" streamed_copy="" dump_toc=""
+  streamed_id="" streamed_file="" streamed_ranges=() streamed_copy="" dump_toc=""
   ((edms_jobs > 1)) || return 1
   dump_toc=$(pg_restore --list -- "$dump") || return 1
-  # Every data file's size from one find, not a stat per table.
+  index="$(dirname -- "$dump")/meta/dump-members"
+  # Every data file's size from one find, not a stat per table; a compressed one's by the
+  # rows it holds. (pg_dump names them by number: one per line.)
   local name
-  while IFS=' ' read -r -d '' size name; do
+  while IFS=' ' read -r size name; do
     sizes[$name]=$size
-  done < <(find "$dump" -maxdepth 1 -type f -name '*.dat' -printf '%s %f\0')
+  done < <(
+    find "$dump" -maxdepth 1 -type f -name '*.dat' -printf '%s %f\n'
+    [[ ! -f "$index" ]] || awk '{ n[$1] += $3 } END { for (f in n) print n[f], f }' "$index"
+  )
   while read -r item; do
-    size=${sizes[$item.dat]:-}
+    size=${sizes[$item.dat]:-${sizes[$item.dat.gz]:-}}
     [[ -n "$size" ]] || return 1
     total=$((total + size))
     if ((size > best_size)); then streamed_id=$item best_size=$size; fi
   done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA .*/\1/p' <<<"$dump_toc")
   if [[ -z "$streamed_id" ]] || ((best_size < ${EDMS_BACKUP_RESTORE_SPLIT_BYTES:-16777216} || best_size * edms_jobs <= total)) ||
-    [[ "$(tail -c 5 -- "$dump/$streamed_id.dat" | od -An -tx1 | tr -d ' \n')" != 5c2e0a0a0a ]]; then
+    ! streamed_ranges_of "$dump" "$index"; then
     streamed_id=""
     return 1
   fi
@@ -141,6 +173,27 @@ choose_streamed_table() {
   )
   [[ -n "$streamed_copy" ]] || streamed_id=""
   [[ -n "$streamed_id" ]]
+}
+
+# streamed_ranges_of DUMP INDEX: streamed_file and streamed_ranges of table data
+# $streamed_id, whose file must end with pg_dump's 5-byte end-of-data line (left out of
+# the ranges): in a member of its own when the file is in members.
+streamed_ranges_of() {
+  local dump=$1 index=$2 members
+  streamed_file="$dump/$streamed_id.dat"
+  if [[ -f "$streamed_file" ]]; then
+    [[ "$(tail -c 5 -- "$streamed_file" | od -An -tx1 | tr -d ' \n')" == 5c2e0a0a0a ]] || return 1
+    mapfile -t streamed_ranges < <(plain_ranges "$streamed_file" $(($(stat -c %s -- "$streamed_file") - 5)))
+  else
+    streamed_file+=.gz
+    members=$(dump_members "$index" "$streamed_id.dat.gz")
+    local row_offset row_bytes offset bytes
+    read -r row_offset row_bytes offset bytes <<<"${members##*$'\n'}"
+    [[ "$members" == *$'\n'* && "$row_bytes" == 5 ]] || return 1
+    [[ "$(read_range "$streamed_file" "$offset" "$bytes" | od -An -tx1 | tr -d ' \n')" == 5c2e0a0a0a ]] || return 1
+    mapfile -t streamed_ranges < <(member_ranges "${members%$'\n'*}")
+  fi
+  ((${#streamed_ranges[@]} > 1))
 }
 
 # finish_database_staging: waits for the load; checks the restored rows against the manifest.

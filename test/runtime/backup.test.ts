@@ -255,7 +255,7 @@ describe("backup refusals and atomicity", () => {
 
     it("dump compression that is not a gzip level", async () => {
       const result = await world.edms(["backup"], { env: { EDMS_BACKUP_DB_COMPRESSION: "fast" } });
-      await expectRefused(result, /EDMS_BACKUP_DB_COMPRESSION is 'fast': set it to a gzip level from 0 \(none, the default\) to 9/);
+      await expectRefused(result, /EDMS_BACKUP_DB_COMPRESSION is 'fast': set it to a gzip level from 0 \(none\) to 9 \(1, the default\)/);
     });
 
     it("wrong password", async () => {

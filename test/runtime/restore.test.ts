@@ -287,11 +287,32 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     }
   });
 
-  it("leaves to pg_restore alone a table under the size set, and a compressed dump", async () => {
-    const compressedId = await source.backup({ EDMS_BACKUP_DB_COMPRESSION: "1" });
-    expect(fs.readdirSync(path.join(source.backupDir, compressedId, "db")).filter((name) => name.endsWith(".dat.gz")).length).toBeGreaterThan(0);
-    expect(fs.readFileSync(path.join(source.backupDir, compressedId, "manifest.txt"), "utf8")).toMatch(/directory format, gzip level 1,/);
-    expect(fs.readFileSync(path.join(source.backupDir, bigId, "manifest.txt"), "utf8")).toMatch(/directory format, uncompressed,/);
+  it("restores an uncompressed dump in streams too", async () => {
+    const plainId = await source.backup({ EDMS_BACKUP_DB_COMPRESSION: "0" });
+    try {
+      expect(fs.readFileSync(path.join(source.backupDir, plainId, "manifest.txt"), "utf8")).toMatch(/directory format, uncompressed,/);
+      expect(fs.readdirSync(path.join(source.backupDir, plainId, "db")).filter((name) => name.endsWith(".gz"))).toEqual([]);
+      await restoreInStreams(plainId, '"Audit ""Log"""."Trail Entry"', bigOriginal);
+    } finally {
+      fs.rmSync(path.join(source.backupDir, plainId), { recursive: true });
+    }
+  });
+
+  it("leaves to pg_restore alone a table under the size set, and a dump compressed in one piece", async () => {
+    // An earlier version's dump: each data file one gzip stream (pg_dump -Z1), no meta/dump-members.
+    const compressedId = "20010203_000000";
+    const dir = path.join(source.backupDir, compressedId);
+    await mustRun("cp", ["-a", path.join(source.backupDir, bigId), dir]);
+    const members = fs.readFileSync(path.join(dir, "meta", "dump-members"), "utf8");
+    expect(members).toMatch(/\.dat\.gz 0 \d+ 0 \d+\n/);
+    fs.rmSync(path.join(dir, "db"), { recursive: true });
+    await mustRun("pg_dump", ["--format=directory", "--compress=1", "--no-owner", `--file=${path.join(dir, "db")}`], { env: source.env });
+    fs.writeFileSync(path.join(dir, "meta", "dump-members"), "");
+    const sums = (await mustRun("find", ["db", "meta/dump-members", "-type", "f", "-exec", "sha256sum", "{}", "+"], { cwd: dir })).trim().split("\n");
+    fs.writeFileSync(path.join(dir, "SHA256SUMS"), fs.readFileSync(path.join(dir, "SHA256SUMS"), "utf8").split("\n")
+      .filter((line) => line !== "" && !/  (db\/|meta\/dump-members$)/.test(line)).concat(sums).join("\n") + "\n");
+    await resum(dir, []);
+    expect(fs.readFileSync(path.join(source.backupDir, bigId, "manifest.txt"), "utf8")).toMatch(/directory format, gzip level 1,/);
     for (const [backupId, extra] of [[bigId, { EDMS_BACKUP_JOBS: "3" }], [compressedId, streams]] as const) {
       const target = await newInstance();
       try {
@@ -311,7 +332,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     // agree (meta/sums.z dropped: verify then reads SHA256SUMS alone).
     const bad = "20010204_000000";
     const dir = path.join(source.backupDir, bad);
-    await mustRun("cp", ["-a", path.join(source.backupDir, bigId), dir]);
+    fs.renameSync(path.join(source.backupDir, await source.backup({ EDMS_BACKUP_DB_COMPRESSION: "0" })), dir);
     const dataFiles = fs.readdirSync(path.join(dir, "db")).filter((name) => /^\d+\.dat$/.test(name));
     const largest = dataFiles.sort((a, b) => fs.statSync(path.join(dir, "db", b)).size - fs.statSync(path.join(dir, "db", a)).size)[0];
     const file = path.join(dir, "db", largest);
