@@ -13,60 +13,62 @@ EDMS_MEMBER_MIN=$((1 << 20)) # a file up to this size is one member
 
 # compress_dump DIR LEVEL INDEX PARTS: the data files of the pg_dump directory DIR
 # compressed in place at gzip LEVEL, their members listed in INDEX; PARTS is scratch.
-# gzip -n stores no name or time: the same rows give the same bytes, which off-site
-# deduplication finds again.
+# A few processes in all, not some per member: gzip -n stores no name or time, so the same
+# rows give the same bytes, which off-site deduplication finds again.
 compress_dump() {
   local dir=$1 level=$2 index=$3 parts=$4 size name small=() split=()
   mkdir -p -- "$parts"
   # pg_dump names its files by number: one per line.
   while IFS=' ' read -r size name; do
-    if ((size <= EDMS_MEMBER_MIN)); then small+=("$name"); else split+=("$name"); fi
-    echo "$name $size"
+    if ((size <= EDMS_MEMBER_MIN)); then small+=("$dir/$name"); else split+=("$name"); fi
+    echo "$name.gz $size"
   done < <(find "$dir" -maxdepth 1 -type f -name '*.dat' ! -name toc.dat -printf '%s %f\n') >"$parts/sizes"
-  ((${#small[@]} == 0)) || printf '%s\0' "${small[@]/#/$dir/}" | xargs -0 -r -n 64 -P "$edms_jobs" gzip -"$level" -n -- || return 1
-  # A file in one member is listed too: the index tells a restore every file's rows.
-  find "$dir" -maxdepth 1 -type f -name '*.dat.gz' -printf '%f %s\n' |
-    awk 'NR == FNR { raw[$1 ".gz"] = $2; next } { print $1, 0, raw[$1], 0, $2 }' "$parts/sizes" - >"$index"
-  ((${#split[@]})) || { rm -rf -- "$parts"; return 0; }
-  for name in "${split[@]}"; do plan_members "$dir/$name" "$name"; done >"$parts/plan"
-  tr ' \n' '\0\0' <"$parts/plan" |
-    xargs -0 -n 4 -P "$edms_jobs" bash -c 'set -o pipefail
-      dd if="$1/$3" iflag=skip_bytes,count_bytes skip="$4" count="$5" bs=1M status=none | gzip -"$0" -n >"$2/$3.$6"' \
-      "$level" "$dir" "$parts" || return 1
-  # The plan and the members' sizes make the index; each file's members, in order, its .gz.
-  find "$parts" -type f ! -name plan -printf '%f %s\n' |
-    awk 'NR == FNR { bytes[$1] = $2; next }
-         { n = bytes[$1 "." $4]; if ($1 != f) { f = $1; at = 0 }
-           print $1 ".gz", $2, $3, at, n; at += n }' - "$parts/plan" >>"$index"
+  while IFS=' ' read -r name size; do
+    ((size <= EDMS_MEMBER_MIN)) || cut_members "$dir/${name%.gz}" "$size" "$parts/${name%.gz}" || return 1
+  done <"$parts/sizes"
+  # A file with a row longer than a member stays one member (a stream would cut the row).
   for name in "${split[@]}"; do
-    cat -- "$parts/$name".* >"$dir/$name.gz" || return 1
-    rm -f -- "$parts/$name".* "$dir/$name"
+    [[ -f "$parts/$name.whole" ]] || continue
+    rm -f -- "$parts/$name".*
+    small+=("$dir/$name")
+  done
+  find "$parts" -type f -name '*.dat.*' -printf '%f %s\n' >"$parts/raw"
+  { ((${#small[@]} == 0)) || printf '%s\0' "${small[@]}"; find "$parts" -type f -name '*.dat.*' -print0; } |
+    xargs -0 -r -n 4 -P "$edms_jobs" gzip -"$level" -n -- || return 1
+  # The index: a file in one member too, so that a restore knows every file's rows.
+  {
+    find "$dir" -maxdepth 1 -type f -name '*.dat.gz' -printf '%f %s\n' |
+      awk 'NR == FNR { raw[$1] = $2; next } $1 in raw { print $1, 0, raw[$1], 0, $2 }' "$parts/sizes" -
+    find "$parts" -type f -name '*.dat.*.gz' -printf '%f %s\n' | LC_ALL=C sort |
+      awk 'NR == FNR { raw[$1 ".gz"] = $2; next }
+           { f = $1; sub(/\.[^.]*\.gz$/, ".gz", f); if (f != file) { file = f; at = rows = 0 }
+             print f, rows, raw[$1], at, $2; at += $2; rows += raw[$1] }' "$parts/raw" -
+  } >"$index"
+  for name in "${split[@]}"; do
+    [[ -f "$dir/$name" ]] || continue
+    # Members in order (the end-of-data line, suffix t, last): C-sorted like the index.
+    cat -- "$parts/$name".*.gz >"$dir/$name.gz" || return 1
+    rm -f -- "$dir/$name"
   done
   rm -rf -- "$parts"
 }
 
-# plan_members FILE NAME: FILE's members, "NAME ROW_OFFSET ROW_BYTES SEQ" each: ranges of
-# about an eighth of it (between 1 and 8 MiB) that end after a newline (in COPY text a
-# newline in a value is written \n, so every newline ends a row), then pg_dump's 5-byte
-# end-of-data line alone.
-plan_members() {
-  local file=$1 name=$2 size rows_end start=0 end chunk seq=0
-  size=$(stat -c %s -- "$file")
-  rows_end=$size
-  [[ "$(tail -c 5 -- "$file" | od -An -tx1 | tr -d ' \n')" != 5c2e0a0a0a ]] || rows_end=$((size - 5))
+# cut_members FILE SIZE PREFIX: FILE's rows cut into PREFIX.000000... of about an eighth of it
+# (between 1 and 8 MiB) that end after a newline (in COPY text a newline in a value is
+# written \n, so every newline ends a row); pg_dump's 5-byte end-of-data line alone in
+# PREFIX.t. A row longer than that leaves PREFIX.whole instead.
+cut_members() {
+  local file=$1 size=$2 prefix=$3 rows_end=$2 chunk ends
+  # (The x keeps the newlines that $() would drop.)
+  [[ "$(tail -c 5 -- "$file" && echo x)" != $'\\.\n\n\nx' ]] || rows_end=$((size - 5))
   chunk=$((rows_end / 8))
   ((chunk <= EDMS_MEMBER_MAX)) || chunk=$EDMS_MEMBER_MAX
   ((chunk >= EDMS_MEMBER_MIN)) || chunk=$EDMS_MEMBER_MIN
-  while ((start < rows_end)); do
-    end=$((start + chunk))
-    if ((end < rows_end)); then
-      end=$((end + $(set +o pipefail; tail -c +$((end + 1)) -- "$file" | head -n 1 | wc -c)))
-    fi
-    ((end <= rows_end)) || end=$rows_end
-    printf '%s %s %s %05d\n' "$name" "$start" "$((end - start))" "$seq"
-    start=$end seq=$((seq + 1))
-  done
-  ((rows_end == size)) || printf '%s %s %s %05d\n' "$name" "$rows_end" 5 "$seq"
+  head -c "$rows_end" -- "$file" | split --line-bytes="$chunk" --suffix-length=6 --numeric-suffixes - "$prefix." || return 1
+  ((rows_end == size)) || tail -c 5 -- "$file" >"$prefix.t"
+  # split cuts a line longer than a member: then some member ends without a newline.
+  ends=$(tail -q -c 1 -- "$prefix".[0-9]* && echo x)
+  [[ "${ends//$'\n'/}" == x ]] || : >"$prefix.whole"
 }
 
 # dump_members INDEX FILE: FILE's members from INDEX, "ROW_OFFSET ROW_BYTES OFFSET BYTES"
