@@ -287,6 +287,28 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     }
   });
 
+  it("keeps a table with a row longer than a member in one member, which pg_restore loads alone", async () => {
+    await source.cluster.psql("CREATE DATABASE longrow", "postgres");
+    await source.cluster.psql("CREATE TABLE doc (n int, body text); INSERT INTO doc SELECT g, repeat(md5(g::text), 1000) FROM generate_series(1, 100) g; INSERT INTO doc VALUES (0, repeat(md5('long'), 100000));", "longrow");
+    const longId = await source.backup({ PGDATABASE: "longrow" });
+    try {
+      const members = fs.readFileSync(path.join(source.backupDir, longId, "meta", "dump-members"), "utf8").trim().split("\n");
+      expect(members).toHaveLength(1);
+      expect(members[0]).toMatch(/^\d+\.dat\.gz 0 [0-9]{7} 0 \d+$/);
+      const target = await newInstance();
+      try {
+        const result = await run(edmsBackup, ["restore", longId, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stderr).not.toContain("streams");
+        expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(await dbFingerprint({ ...source.env, PGDATABASE: "longrow" }, "longrow"));
+      } finally {
+        await target.done();
+      }
+    } finally {
+      fs.rmSync(path.join(source.backupDir, longId), { recursive: true });
+    }
+  });
+
   it("restores an uncompressed dump in streams too", async () => {
     const plainId = await source.backup({ EDMS_BACKUP_DB_COMPRESSION: "0" });
     try {
