@@ -18,20 +18,18 @@ EDMS_MEMBER_MIN=$((1 << 20)) # a file up to this size is one member
 compress_dump() {
   local dir=$1 level=$2 index=$3 parts=$4 size name small=() split=()
   mkdir -p -- "$parts"
-  # pg_dump names its files by number: one per line.
+  # pg_dump names its files by number: one per line. The members are cut in the same pass.
   while IFS=' ' read -r size name; do
-    if ((size <= EDMS_MEMBER_MIN)); then small+=("$dir/$name"); else split+=("$name"); fi
     echo "$name.gz $size"
+    if ((size <= EDMS_MEMBER_MIN)); then
+      small+=("$dir/$name")
+    elif cut_members "$dir/$name" "$size" "$parts/$name"; then
+      split+=("$name")
+    else
+      rm -f -- "$parts/$name".*
+      small+=("$dir/$name")
+    fi
   done < <(find "$dir" -maxdepth 1 -type f -name '*.dat' ! -name toc.dat -printf '%s %f\n') >"$parts/sizes"
-  while IFS=' ' read -r name size; do
-    ((size <= EDMS_MEMBER_MIN)) || cut_members "$dir/${name%.gz}" "$size" "$parts/${name%.gz}" || return 1
-  done <"$parts/sizes"
-  # A file with a row longer than a member stays one member (a stream would cut the row).
-  for name in "${split[@]}"; do
-    [[ -f "$parts/$name.whole" ]] || continue
-    rm -f -- "$parts/$name".*
-    small+=("$dir/$name")
-  done
   find "$parts" -type f -name '*.dat.*' -printf '%f %s\n' >"$parts/raw"
   { ((${#small[@]} == 0)) || printf '%s\0' "${small[@]}"; find "$parts" -type f -name '*.dat.*' -print0; } |
     xargs -0 -r -n 4 -P "$edms_jobs" gzip -"$level" -n -- || return 1
@@ -56,19 +54,20 @@ compress_dump() {
 # cut_members FILE SIZE PREFIX: FILE's rows cut into PREFIX.000000... of about an eighth of it
 # (between 1 and 8 MiB) that end after a newline (in COPY text a newline in a value is
 # written \n, so every newline ends a row); pg_dump's 5-byte end-of-data line alone in
-# PREFIX.t. A row longer than that leaves PREFIX.whole instead.
+# PREFIX.t. Fails for a file that is not COPY rows (a large object) or has a row longer
+# than a member (a stream would cut it): that file stays one member.
 cut_members() {
-  local file=$1 size=$2 prefix=$3 rows_end=$2 chunk ends
+  local file=$1 size=$2 prefix=$3 rows_end=$(($2 - 5)) chunk ends
   # (The x keeps the newlines that $() would drop.)
-  [[ "$(tail -c 5 -- "$file" && echo x)" != $'\\.\n\n\nx' ]] || rows_end=$((size - 5))
+  [[ "$(tail -c 5 -- "$file" && echo x)" == $'\\.\n\n\nx' ]] || return 1
   chunk=$((rows_end / 8))
   ((chunk <= EDMS_MEMBER_MAX)) || chunk=$EDMS_MEMBER_MAX
   ((chunk >= EDMS_MEMBER_MIN)) || chunk=$EDMS_MEMBER_MIN
   head -c "$rows_end" -- "$file" | split --line-bytes="$chunk" --suffix-length=6 --numeric-suffixes - "$prefix." || return 1
-  ((rows_end == size)) || tail -c 5 -- "$file" >"$prefix.t"
+  printf '\\.\n\n\n' >"$prefix.t"
   # split cuts a line longer than a member: then some member ends without a newline.
   ends=$(tail -q -c 1 -- "$prefix".[0-9]* && echo x)
-  [[ "${ends//$'\n'/}" == x ]] || : >"$prefix.whole"
+  [[ "${ends//$'\n'/}" == x ]]
 }
 
 # dump_members INDEX FILE: FILE's members from INDEX, "ROW_OFFSET ROW_BYTES OFFSET BYTES"
