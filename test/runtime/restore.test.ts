@@ -287,20 +287,27 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     }
   });
 
-  it("keeps a table with a row longer than a member in one member, which pg_restore loads alone", async () => {
+  it("keeps a table with a row longer than a member, and a large object, in one member each, which pg_restore loads alone", async () => {
     await source.cluster.psql("CREATE DATABASE longrow", "postgres");
-    await source.cluster.psql("CREATE TABLE doc (n int, body text); INSERT INTO doc SELECT g, repeat(md5(g::text), 1000) FROM generate_series(1, 100) g; INSERT INTO doc VALUES (0, repeat(md5('long'), 100000));", "longrow");
+    // The large object: 1.6 MB of binary (newlines anywhere), no COPY rows.
+    await source.cluster.psql(`CREATE TABLE doc (n int, body text); INSERT INTO doc SELECT g, repeat(md5(g::text), 1000) FROM generate_series(1, 100) g; INSERT INTO doc VALUES (0, repeat(md5('long'), 100000));
+      SELECT lo_from_bytea(0, (SELECT string_agg(sha256(g::text::bytea), ''::bytea) FROM generate_series(1, 50000) g));`, "longrow");
+    const largeObjects = "SELECT string_agg(md5(lo_get(oid)), ',' ORDER BY oid) FROM pg_largeobject_metadata";
     const longId = await source.backup({ PGDATABASE: "longrow" });
     try {
-      const members = fs.readFileSync(path.join(source.backupDir, longId, "meta", "dump-members"), "utf8").trim().split("\n");
-      expect(members).toHaveLength(1);
+      const members = fs.readFileSync(path.join(source.backupDir, longId, "meta", "dump-members"), "utf8").trim().split("\n").sort();
+      expect(members).toHaveLength(2);
       expect(members[0]).toMatch(/^\d+\.dat\.gz 0 [0-9]{7} 0 \d+$/);
+      expect(members[1]).toMatch(/^blob_\d+\.dat\.gz 0 1600000 0 \d+$/);
       const target = await newInstance();
       try {
         const result = await run(edmsBackup, ["restore", longId, "--yes"], { env: { ...target.env, ...streams, EDMS_BACKUP_DIR: source.backupDir } });
         expect(result.code, result.stderr).toBe(0);
         expect(result.stderr).not.toContain("streams");
         expect(await dbFingerprint(target.cluster.env, "edms")).toEqual(await dbFingerprint({ ...source.env, PGDATABASE: "longrow" }, "longrow"));
+        const restored = await target.cluster.psql(largeObjects);
+        expect(restored).toMatch(/^[0-9a-f]{32}\n$/);
+        expect(restored).toBe(await source.cluster.psql(largeObjects, "longrow"));
       } finally {
         await target.done();
       }
