@@ -6,7 +6,8 @@
 #   full backup     edms-backup backup          vs  pg_dump -Fc + tar -czf of the storage
 #   repeat backup   edms-backup backup after ~1% of the storage changed, vs the seed's full
 #   restore         edms-backup restore onto a new instance  vs  pg_restore + tar -xzf
-# and what the repeat backup added to the disk; then, off-site (restic over sftp to
+# and what the repeat backup added to the disk, against the seed's pg_dump -Fc + the changed
+# files (issue 18: <= 1.25); then, off-site (restic over sftp to
 # OpenSSH's server on loopback, test/bed/sshd.sh):
 #   push full / repeat  seconds and bytes added to the repository; the repeat's bytes
 #                       against the changed files + the new dump, zstd-compressed as restic does
