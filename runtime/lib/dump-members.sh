@@ -10,6 +10,7 @@
 
 EDMS_MEMBER_MAX=$((8 << 20)) # rows per member at most
 EDMS_MEMBER_MIN=$((1 << 20)) # a file up to this size is one member
+EDMS_END_OF_DATA=$'\\.\n\n\n' # how pg_dump ends a data file of COPY rows
 
 # compress_dump DIR LEVEL INDEX PARTS: the data files of the pg_dump directory DIR
 # compressed in place at gzip LEVEL, their members listed in INDEX; PARTS is scratch.
@@ -58,16 +59,21 @@ compress_dump() {
 # than a member (a stream would cut it): that file stays one member.
 cut_members() {
   local file=$1 size=$2 prefix=$3 rows_end=$(($2 - 5)) chunk ends
-  # (The x keeps the newlines that $() would drop.)
-  [[ "$(tail -c 5 -- "$file" && echo x)" == $'\\.\n\n\nx' ]] || return 1
+  is_end_of_data tail -c 5 -- "$file" || return 1
   chunk=$((rows_end / 8))
   ((chunk <= EDMS_MEMBER_MAX)) || chunk=$EDMS_MEMBER_MAX
   ((chunk >= EDMS_MEMBER_MIN)) || chunk=$EDMS_MEMBER_MIN
   head -c "$rows_end" -- "$file" | split --line-bytes="$chunk" --suffix-length=6 --numeric-suffixes - "$prefix." || return 1
-  printf '\\.\n\n\n' >"$prefix.t"
+  printf '%s' "$EDMS_END_OF_DATA" >"$prefix.t"
   # split cuts a line longer than a member: then some member ends without a newline.
   ends=$(tail -q -c 1 -- "$prefix".[0-9]* && echo x)
   [[ "${ends//$'\n'/}" == x ]]
+}
+
+# is_end_of_data COMMAND...: whether COMMAND prints pg_dump's end-of-data line and nothing
+# else. (The x keeps the newlines that $() would drop.)
+is_end_of_data() {
+  [[ "$("$@" && echo x)" == "${EDMS_END_OF_DATA}x" ]]
 }
 
 # dump_members INDEX FILE: FILE's members from INDEX, "ROW_OFFSET ROW_BYTES OFFSET BYTES"

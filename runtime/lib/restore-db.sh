@@ -182,7 +182,7 @@ streamed_ranges_of() {
   local dump=$1 index=$2 members
   streamed_file="$dump/$streamed_id.dat"
   if [[ -f "$streamed_file" ]]; then
-    [[ "$(tail -c 5 -- "$streamed_file" | od -An -tx1 | tr -d ' \n')" == 5c2e0a0a0a ]] || return 1
+    is_end_of_data tail -c 5 -- "$streamed_file" || return 1
     mapfile -t streamed_ranges < <(plain_ranges "$streamed_file" $(($(stat -c %s -- "$streamed_file") - 5)))
   else
     streamed_file+=.gz
@@ -190,7 +190,7 @@ streamed_ranges_of() {
     local row_offset row_bytes offset bytes
     read -r row_offset row_bytes offset bytes <<<"${members##*$'\n'}"
     [[ "$members" == *$'\n'* && "$row_bytes" == 5 ]] || return 1
-    [[ "$(read_range "$streamed_file" "$offset" "$bytes" | od -An -tx1 | tr -d ' \n')" == 5c2e0a0a0a ]] || return 1
+    is_end_of_data read_range "$streamed_file" "$offset" "$bytes" || return 1
     mapfile -t streamed_ranges < <(member_ranges "${members%$'\n'*}")
   fi
   ((${#streamed_ranges[@]} > 1))
