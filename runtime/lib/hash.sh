@@ -6,6 +6,12 @@
 # "HASH  NAME\0", as `sha256sum -z` writes them. Every list is a stream through awk, split
 # and xargs: no work per file in bash (docs/performance.md, "Scale").
 
+# Names per openssl start: as many as half the system's argument space holds (at most 1 MiB,
+# about 40,000 names). Each start of OpenSSL 3 costs about 10 ms; xargs' default of
+# 128 KiB started one every ~5,000 names (docs/performance.md, "Scale").
+hash_batch_chars=$(getconf ARG_MAX 2>/dev/null || echo 262144)
+hash_batch_chars=$((hash_batch_chars / 2 < 1048576 ? hash_batch_chars / 2 : 1048576))
+
 # stream_awk ARGS...: awk on bytes (names are not text in any encoding).
 stream_awk() {
   LC_ALL=C awk "$@"
@@ -43,7 +49,7 @@ openssl_digests() {
   local -a pids=()
   split --number=l/"$jobs" --separator='\0' --suffix-length=3 --numeric-suffixes -- "$list" "$out.part."
   for part in "$out".part.*; do
-    (cd "$dir" && sed -z 's|^|./|' "$part" | xargs -0 -r openssl dgst -sha256 -r >"$part.out") &
+    (cd "$dir" && sed -z 's|^|./|' "$part" | xargs -0 -r -s "$hash_batch_chars" openssl dgst -sha256 -r >"$part.out") &
     pids+=($!)
   done
   for part in "${pids[@]}"; do
