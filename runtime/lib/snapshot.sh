@@ -6,7 +6,7 @@
 # runs once per file, and no list is held in memory (docs/performance.md, "Scale").
 #
 # Reads: tmp work edms_dir edms_storage_dirs storage_real previous edms_jobs
-# Sets:  storage_new_bytes torn_total, and appends to info storage_json storage_text
+# Sets:  storage_new_bytes torn_total copy_vanished, and appends to info storage_json storage_text
 #
 # meta/storage-<i>.catalog, what the next backup compares with: one NUL-ended record per
 # entry, sorted by path (as bytes), "TYPE INODE LINKS SIZE MTIME CTIME MODE UID GID SUM PATH"
@@ -56,8 +56,13 @@ snapshot_storage() {
   [[ -d "$dst" ]] || mkdir -- "$dst"
   ((sockets == 0)) || say "storage-$i: skipped $sockets socket(s) in $src (live endpoints of a program, not data)"
   copy_tree "$real" "$dst" "$copies"
+  find_vanished "$dst" "$copies"
   find_torn "$i" "$real" "$copied"
   hash_copied "$i"
+  # What vanished before tar read it is not in the backup: not counted either.
+  local gone
+  read -r -a gone <"$work/vanished.counts"
+  files=$((files - gone[0])) dirs=$((dirs - gone[1])) symlinks=$((symlinks - gone[2])) others=$((others - gone[3])) bytes=$((bytes - gone[4]))
 
   local torn_json="" torn_n=0 name
   while IFS= read -r -d '' name; do
@@ -70,7 +75,7 @@ snapshot_storage() {
     "storage_${i}_source_hash=$(path_hash "$src")")
   storage_json+=("{\"index\":$i,\"source\":$(json_str "$src"),\"path\":\"storage-$i\",\"format\":\"folder\",\"files\":$files,\"dirs\":$dirs,\"symlinks\":$symlinks,\"others\":$others,\"bytes\":$bytes,\"sharedWith\":$(json_str "${prev_dir:+$previous}"),\"sharedFiles\":$linked,\"sharedBytes\":$linked_bytes,\"skippedSockets\":$sockets,\"tornFiles\":$torn_n,\"torn\":[$torn_json]}")
   storage_text+=("  $i. $src -> storage-$i/  ($files files, $dirs folders, $symlinks symlinks, $(human_bytes "$bytes"))${prev_dir:+; $linked unchanged files shared with backup $previous}$( ((torn_n == 0)) || printf '; %s files written while copied, may be torn (meta/storage-%s.torn)' "$torn_n" "$i")")
-  rm -f -- "$links" "$copies" "$copied" "$work/stale" "$work/prev.catalog"
+  rm -f -- "$links" "$copies" "$copied" "$work/stale" "$work/prev.catalog" "$work/vanished" "$work/vanished.counts"
 }
 
 # legacy_catalog ID I: the catalog of storage-I of backup ID, made by a version that kept
@@ -109,7 +114,9 @@ index_folder() {
   # The real path: a storage folder that is a symlink (/srv/edms/storage -> /mnt/data/...)
   # is read through it, and a relative one starting with "-" is no option to find.
   if ! err=$({ find "$real" -printf '%y %i %n %s %T@ %C@ %m %U %G - %P\0' 2>&3 | sorted_by_path; } 3>&1 2>&1 >&4); then
-    die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)"
+    # An entry removed while the folder is read is no error: it is not in this backup.
+    [[ -d "$real" ]] && ! grep -v -q -F 'No such file or directory' <<<"$err" ||
+      die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)"
   fi 4>&1
 }
 
@@ -175,9 +182,13 @@ find_torn() {
   if [[ -s "$copied" ]]; then
     # One find for all of them, in the list's order; a file removed meanwhile is not printed.
     (cd "$real" && sed -z -n 'p;n' "$copied" | find -files0-from - -maxdepth 0 -printf '%p\0%s %T@\0' 2>/dev/null) >"$work/after" || true
-    n=$(stream_awk -v after="$work/after" -v torn="$torn" 'BEGIN { RS = "\0"; more = next_after() }
+    n=$(stream_awk -v after="$work/after" -v vanished="$work/vanished" -v torn="$torn" 'BEGIN {
+        RS = "\0"; more = next_after()
+        while ((getline v < vanished) > 0) gone[v]
+      }
       function next_after() { return (getline now_path < after) > 0 && (getline now < after) > 0 }
       NR % 2 { path = $0; next }
+      path in gone { next } # not copied at all: not in the backup
       {
         if (more && now_path == path) { same = (now == $0); more = next_after() } else same = 0 # removed while copied
         if (!same) { printf "%s%c", substr(path, 3), 0 > torn; n++ }
@@ -190,26 +201,38 @@ find_torn() {
   ((n == 0)) || say "warning: $n file(s) in $real changed while being copied: their copies may be torn, so the backup records them as torn (meta/storage-$i.torn, manifest); the next backup takes them again"
 }
 
-# hash_copied I: checksums of the regular files copied into storage-I/ (those still there:
-# one removed meanwhile is in neither), merged into the catalog, which goes to meta; every
-# regular file's record (kept or new) goes to meta/sums.z.
+# hash_copied I: checksums of the regular files copied into storage-I/, merged into the
+# catalog, which goes to meta without the entries that vanished (their counts by type go to
+# vanished.counts); every regular file's record (kept or new) goes to meta/sums.z.
 hash_copied() {
   local i=$1
-  (cd "$tmp" && sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" | find -files0-from - -maxdepth 0 -type f -print0 2>/dev/null) >"$work/hash-list" || true
+  if [[ -s "$work/vanished" || -s "$tmp/meta/storage-$i.torn" ]]; then
+    # Those still there as regular files only: one changed, replaced or removed meanwhile may not be.
+    (cd "$tmp" && sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" | find -files0-from - -maxdepth 0 -type f -print0 2>/dev/null) >"$work/hash-list" || true
+  else
+    sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" >"$work/hash-list"
+  fi
   : >"$work/hashes"
   hash_files "$tmp" "$work/hash-list" "$work/hashes" "$edms_jobs" 2>/dev/null ||
     die "cannot checksum the new files in $tmp (disk full or unreadable)"
   # hash_files gives the plain names first, then the special ones (few: held in memory).
   hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/hashes" >/dev/null
   stream_awk -v prefix="storage-$i/" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
-    -v sums="$tmp/meta/sums.z" 'BEGIN {
+    -v sums="$tmp/meta/sums.z" -v vanished="$work/vanished" -v counts="$work/vanished.counts" 'BEGIN {
       RS = "\0"
       while ((getline h < special) > 0) sp[substr(h, 67)] = substr(h, 1, 64)
+      while ((getline v < vanished) > 0) gone[v]
       more = (getline h < plain) > 0
     }
+    END { printf "%d %d %d %d %.0f\n", n["f"], n["d"], n["l"], other, bytes > counts }
     '"$catalog_awk"'
     {
       parse_record($0, f); name = prefix f["path"]; sum = f[10]
+      if (("./" f["path"]) in gone) {
+        if (f[1] == "f" || f[1] == "d" || f[1] == "l") n[f[1]]++; else other++
+        if (f[1] == "f") bytes += f[4]
+        next
+      }
       if (f[1] == "f" && sum == "-") {
         if (more && substr(h, 67) == name) { sum = substr(h, 1, 64); more = (getline h < plain) > 0 }
         else if (name in sp) sum = sp[name]
@@ -220,22 +243,38 @@ hash_copied() {
   rm -f -- "$work/hash-list" "$work/hashes" "$work/hashes.plain" "$work/hashes.special" "$work/catalog"
 }
 
+# find_vanished DST LIST: the entries of LIST ("./PATH" records) that are not in DST, to
+# WORK/vanished: removed from the storage folder after it was indexed, before tar read them
+# (it said "Cannot stat"). Looked for only when tar said so (copy_vanished).
+find_vanished() {
+  : >"$work/vanished"
+  [[ -n "$copy_vanished" ]] || return 0
+  (cd "$1" && find -files0-from "$2" -maxdepth 0 -printf '%p\0' 2>/dev/null) >"$work/present" || true
+  stream_awk -v present="$work/present" 'BEGIN { RS = "\0"; more = (getline p < present) > 0 }
+    { if (more && p == $0) more = (getline p < present) > 0; else printf "%s%c", $0, 0 }' "$2" >"$work/vanished"
+  rm -f -- "$work/present"
+}
+
 # copy_tree SRC DST LIST: copies the NUL-separated entries of LIST (paths relative to SRC,
-# in find's order, folders before their content) with owners, modes, times and links.
+# in find's order, folders before their content) with owners, modes, times and links. An
+# entry removed since the index is no error (copy_vanished is set: find_vanished names it).
 copy_tree() {
   local src=$1 dst=$2 list=$3 rc=0 err
   err=$( { (cd "$src" && tar --create --file=- --format=posix --numeric-owner --no-recursion --null --verbatim-files-from \
     --files-from="$list") 2>&3 | tar --extract --file=- --directory="$dst" --numeric-owner \
     --preserve-permissions --same-owner --delay-directory-restore; } 3>&1 2>&1) || rc=$?
-  if ((rc != 0)); then
-    case "$err" in
-      *"No space left"*) die "backup folder $edms_dir is full (No space left on device while copying $src): free space there; older backups are untouched" ;;
-      *"Permission denied"*) die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)" ;;
-      # Files written meanwhile: find_torn names them.
-      *"file changed as we read it"* | *"File shrank by"*) ;;
-      *) die "copying storage folder $src failed: $(first_error_line "$err")" ;;
-    esac
-  fi
+  copy_vanished=""
+  ((rc != 0)) || return 0
+  [[ "$err" != *"Cannot stat: No such file or directory"* && "$err" != *"File removed before we read it"* ]] || copy_vanished=yes
+  # Files written (find_torn names them) or removed (find_vanished) meanwhile are no error.
+  err=$(grep -v -e 'file changed as we read it' -e 'File shrank by' -e 'Cannot stat: No such file or directory' \
+    -e 'File removed before we read it' -e 'Exiting with failure status due to previous errors' <<<"$err" || true)
+  case "$err" in
+    "") ;;
+    *"No space left"*) die "backup folder $edms_dir is full (No space left on device while copying $src): free space there; older backups are untouched" ;;
+    *"Permission denied"*) die "storage folder $src is not fully readable ($(first_error_line "$err")): make it readable by uid $(id -u)" ;;
+    *) die "copying storage folder $src failed: $(first_error_line "$err")" ;;
+  esac
 }
 
 path_hash() {
