@@ -34,22 +34,30 @@ report_torn() {
 # copy holds the entries recorded in meta/info. Dies with "PROBLEM: <what>" otherwise.
 # Backup runs it on a new folder before the rename; verify before hashing.
 check_layout() {
-  local dir=$1 problem=$2 listed files err i count expected actual
+  local dir=$1 problem=$2 listed files err i count n f
+  local -a entries=() prune=()
   listed=$(wc -l <"$dir/SHA256SUMS")
-  files=$(cd "$dir" && find . -type f ! -path ./SHA256SUMS -printf . | wc -c)
+  count=$(kv_get "$dir/meta/info" storage_count || echo 0)
+  # One walk over the folder: the files beside the storage copies, then each copy's entries
+  # and files.
+  for ((i = 1; i <= count; i++)); do prune+=(-path "./storage-$i" -prune -o); done
+  files=$(cd "$dir" && find . "${prune[@]}" -type f ! -path ./SHA256SUMS -printf . | wc -c)
+  for ((i = 1; i <= count; i++)); do
+    [[ -d "$dir/storage-$i" ]] || continue
+    read -r n f < <(find "$dir/storage-$i" -mindepth 1 -printf '%y\n' | awk '{ n++ } $0 == "f" { f++ } END { print n + 0, f + 0 }')
+    entries[i]=$n files=$((files + f))
+  done
   ((files == listed)) ||
     die "$problem: it holds $files files but SHA256SUMS lists $listed (files added or removed)"
   err=$(pg_restore --list "$dir/db" 2>&1 >/dev/null) ||
     die "$problem: its database dump does not read back: $(first_error_line "$err")"
   err=$(tar -tzf "$dir/config.tar.gz" 2>&1 >/dev/null) ||
     die "$problem: config.tar.gz does not read back: $(first_error_line "$err")"
-  count=$(kv_get "$dir/meta/info" storage_count || echo 0)
   for ((i = 1; i <= count; i++)); do
-    [[ -d "$dir/storage-$i" ]] || die "$problem: storage-$i/ is missing"
-    expected=$(kv_get "$dir/meta/info" "storage_${i}_entries")
-    actual=$(find "$dir/storage-$i" -mindepth 1 -printf . | wc -c)
-    ((expected == actual)) ||
-      die "$problem: storage-$i/ holds $actual entries, the backup recorded $expected"
+    [[ -n "${entries[i]+set}" ]] || die "$problem: storage-$i/ is missing"
+    n=$(kv_get "$dir/meta/info" "storage_${i}_entries")
+    ((n == entries[i])) ||
+      die "$problem: storage-$i/ holds ${entries[i]} entries, the backup recorded $n"
   done
 }
 
