@@ -20,10 +20,11 @@ finish_storage_staging() {
 }
 
 # stage_storage: copies each storage-<i> into its target's .edms-restore-stage, renamed to
-# .edms-restore-ready when whole. Runs in the background; on TERM it stops its copy.
+# .edms-restore-ready when whole. Runs in the background; on TERM it stops its copy, and
+# waits for it: what it wrote is removed next (discard_staged_storage), and must stay so.
 stage_storage() {
   local i target err copy_pid="" errors
-  trap '[[ -n "$copy_pid" ]] && kill "$copy_pid" 2>/dev/null; exit 143' TERM
+  trap '[[ -n "$copy_pid" ]] && kill "$copy_pid" 2>/dev/null && wait "$copy_pid"; exit 143' TERM
   errors=$(mktemp)
   for ((i = 0; i < ${#targets[@]}; i++)); do
     target=${targets[i]}
