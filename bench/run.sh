@@ -12,7 +12,8 @@
 #   push full / repeat  seconds and bytes added to the repository; the repeat's bytes
 #                       against the changed files + the new dump, zstd-compressed as restic does
 #   disaster restore    pull from the repository + restore onto a new instance, the local
-#                       backups gone, vs the seed's restore (which reads from a local disk)
+#                       backups gone, vs the seed's restore (which reads from a local disk);
+#                       and the core-seconds it used, which bound it from below on this machine
 # Defaults: about 350 MB of database, 450 MB
 # of storage (70% incompressible, like PDFs and DOCX), 5 rounds (runs vary by ±15% on a
 # 2-core VM); medians are compared.
@@ -52,6 +53,7 @@ dst_env=(PGHOST="$dir/target" PGPORT=55502 PGUSER=edms PGDATABASE=edms)
 log "starting two PostgreSQL 15 clusters in $dir"
 start_cluster source 55501
 start_cluster target 55502
+rm -f "$dir/seed-restore-cpu"
 
 # --- EDMS-shaped data ----------------------------------------------------------------------
 generate_database() {
@@ -143,14 +145,15 @@ seed_backup() {
 }
 
 seed_restore() {
-  local t0
-  t0=$(now)
+  local t0 c0
+  c0=$(busy) t0=$(now)
   env "${dst_env[@]}" createdb edms
   # As the seed's restore script runs it: from a pipe, with --clean --if-exists.
   # shellcheck disable=SC2002 # a pipe, not a file pg_restore could seek in
   cat "$dir/seed/db.dump" | env "${dst_env[@]}" pg_restore -d edms --clean --if-exists
   tar -xzf "$dir/seed/storage.tar.gz" -C "$dir/restored"
   sync -f "$dir/restored"
+  elapsed "$c0" "$(busy)" >>"$dir/seed-restore-cpu"
   elapsed "$t0" "$(now)"
 }
 
@@ -267,11 +270,11 @@ mv "$dir/ours" "$dir/ours-lost" && mkdir -p "$dir/ours"
 reset_target
 quiet
 log "off-site: disaster restore of $repeat_id (pull + restore)"
-t0=$(now)
+c0=$(busy) t0=$(now)
 env "${dst_env[@]}" "${offsite_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" \
   "$edms" restore "$repeat_id" --yes >/dev/null 2>"$dir/disaster.log"
 sync -f "$dir/restored"
-disaster_s=$(elapsed "$t0" "$(now)")
+disaster_s=$(elapsed "$t0" "$(now)") disaster_cpu=$(elapsed "$c0" "$(busy)")
 rm -rf "${dir:?}/ours" && mv "$dir/ours-lost" "$dir/ours"
 
 # What the last repeat backup added to the disk (blocks not shared with the backup before).
@@ -287,6 +290,8 @@ full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
 
 m() { printf '%s\n' "$@" | median; }
 sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") of=$(m "${t_full[@]}") orp=$(m "${t_repeat[@]}") ors=$(m "${t_restore[@]}")
+# The disaster restore's floor on this machine: its work spread over every core.
+src=$(median <"$dir/seed-restore-cpu") disaster_floor=$(awk -v c="$disaster_cpu" -v n="$(nproc)" 'BEGIN { printf "%.3f", c / n }')
 
 cat <<REPORT
 
@@ -313,4 +318,6 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
     full push            $(printf '%8.2f' "$push_full_s") s   $((push_full_bytes / 1048576)) MB added to the repository (local backup $((full_size / 1024)) MB)
     repeat push (1%)     $(printf '%8.2f' "$push_repeat_s") s   $((push_repeat_bytes / 1048576)) MB added; changed files $((off_changed / 1048576)) MB + dump zstd $((dump_zstd / 1048576)) MB = $((off_bound / 1048576)) MB   ratio $(printf '%5.2f' "$(ratio "$push_repeat_bytes" "$off_bound")")   <= 1.10
     disaster restore     $(printf '%8.2f' "$disaster_s") s   pull + restore, local backups gone; seed restore $(printf '%.2f' "$sr") s   ratio $(printf '%5.2f' "$(ratio "$disaster_s" "$sr")")   <= 1.00
+      CPU it used        $(printf '%8.2f' "$disaster_cpu") core-s (the sftp server's on loopback included; seed restore $(printf '%.2f' "$src") core-s):
+                         on $(nproc) cores no less than $(printf '%.2f' "$disaster_floor") s, ratio $(printf '%5.2f' "$(ratio "$disaster_floor" "$sr")") to the seed's restore time
 REPORT
