@@ -149,18 +149,20 @@ offsite_open() {
 # offsite_index: this stack's off-site backups, "ID SNAPSHOT BYTES" lines sorted by id,
 # into offsite_ids (and the cache list reads).
 offsite_index() {
-  local json out tags snap bid bytes re='"tags":\[([^]]*)\](,"original":"[0-9a-f]+")?,"id":"([0-9a-f]{64})"'
+  local json out line tags snap bid bytes re='"tags":\[([^]]*)\](,"original":"[0-9a-f]+")?,"id":"([0-9a-f]{64})"'
   json=$(restic_run snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack" 2>&1) ||
     offsite_die "$(offsite_problem "$json")"
   out=""
-  while [[ "$json" =~ $re ]]; do
+  # grep cuts the one-line JSON into a line per snapshot: linear in their number (cutting
+  # each match off the front of the string in bash was quadratic: docs/performance.md).
+  while IFS= read -r line; do
+    [[ "$line" =~ $re ]] || continue
     tags=${BASH_REMATCH[1]} snap=${BASH_REMATCH[3]}
-    json=${json#*"${BASH_REMATCH[0]}"}
     [[ "$tags" =~ \"id=([0-9]{8}_[0-9]{6})\" ]] || continue
     bid=${BASH_REMATCH[1]} bytes=0
     [[ "$tags" =~ \"bytes=([0-9]+)\" ]] && bytes=${BASH_REMATCH[1]}
     out+="$bid $snap $bytes"$'\n'
-  done
+  done < <(grep -oE -- "$re" <<<"$json")
   offsite_ids=${out%$'\n'}
   offsite_save_ids
 }
