@@ -291,7 +291,7 @@ full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
 m() { printf '%s\n' "$@" | median; }
 sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") of=$(m "${t_full[@]}") orp=$(m "${t_repeat[@]}") ors=$(m "${t_restore[@]}")
 # The disaster restore's floor on this machine: its work spread over every core.
-src=$(median <"$dir/seed-restore-cpu") disaster_floor=$(awk -v c="$disaster_cpu" -v n="$(nproc)" 'BEGIN { printf "%.3f", c / n }')
+sr_cpu=$(median <"$dir/seed-restore-cpu") disaster_floor=$(awk -v c="$disaster_cpu" -v n="$(nproc)" 'BEGIN { printf "%.3f", c / n }')
 
 cat <<REPORT
 
@@ -318,6 +318,6 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
     full push            $(printf '%8.2f' "$push_full_s") s   $((push_full_bytes / 1048576)) MB added to the repository (local backup $((full_size / 1024)) MB)
     repeat push (1%)     $(printf '%8.2f' "$push_repeat_s") s   $((push_repeat_bytes / 1048576)) MB added; changed files $((off_changed / 1048576)) MB + dump zstd $((dump_zstd / 1048576)) MB = $((off_bound / 1048576)) MB   ratio $(printf '%5.2f' "$(ratio "$push_repeat_bytes" "$off_bound")")   <= 1.10
     disaster restore     $(printf '%8.2f' "$disaster_s") s   pull + restore, local backups gone; seed restore $(printf '%.2f' "$sr") s   ratio $(printf '%5.2f' "$(ratio "$disaster_s" "$sr")")   <= 1.00
-      CPU it used        $(printf '%8.2f' "$disaster_cpu") core-s (the sftp server's on loopback included; seed restore $(printf '%.2f' "$src") core-s):
+      CPU it used        $(printf '%8.2f' "$disaster_cpu") core-s (the sftp server's on loopback included; seed restore $(printf '%.2f' "$sr_cpu") core-s):
                          on $(nproc) cores no less than $(printf '%.2f' "$disaster_floor") s, ratio $(printf '%5.2f' "$(ratio "$disaster_floor" "$sr")") to the seed's restore time
 REPORT
