@@ -2,7 +2,8 @@
 # The database part of a backup: the server checked, pg_dump run in parallel from one
 # exported snapshot, and every table's rows counted in that same snapshot.
 #
-# Reads: tmp work edms_jobs dump_compression (a gzip level: lib/dump-members.sh compresses)
+# Reads: tmp work edms_jobs dump_compression (a gzip level) dump_members (1: lib/dump-members.sh
+# compresses, not pg_dump)
 # Sets:  server_num server_major dump_major server_version dump_version (check_database),
 #        dump_pid snapshot_in snapshot_out snapshot_pid (start_dump), counts_json counts_text db_encoding db_bytes
 #        (finish_dump)
@@ -34,7 +35,7 @@ start_dump() {
   # Without owners: everything restored belongs to the user who restores (as Django
   # expects). Grants are kept; `pg_restore --no-privileges` leaves them out on an instance
   # that lacks their roles, and edms-backup restore creates those roles (meta/roles.json).
-  pg_dump --format=directory --jobs="$edms_jobs" --compress=0 --no-sync \
+  pg_dump --format=directory --jobs="$edms_jobs" --compress="$((dump_members ? 0 : dump_compression))" --no-sync \
     --no-owner \
     --snapshot="$snapshot" --file="$tmp/db" 2>"$work/pg_dump.log" &
   dump_pid=$!
@@ -82,7 +83,7 @@ finish_dump() {
   psql_to "$work/encoding" -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()'
   db_encoding=$(<"$work/encoding")
   record_database_globals "$tmp/meta"
-  if ((dump_compression)); then
+  if ((dump_compression && dump_members)); then
     compress_dump "$tmp/db" "$dump_compression" "$tmp/meta/dump-members" "$work/members" ||
       die "compressing the database dump failed; nothing was kept"
   fi

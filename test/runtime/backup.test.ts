@@ -258,6 +258,11 @@ describe("backup refusals and atomicity", () => {
       await expectRefused(result, /EDMS_BACKUP_DB_COMPRESSION is 'fast': set it to a gzip level from 0 \(none\) to 9 \(1, the default\)/);
     });
 
+    it("dump members setting that is not 0 or 1", async () => {
+      const result = await world.edms(["backup"], { env: { EDMS_BACKUP_DB_MEMBERS: "yes" } });
+      await expectRefused(result, /EDMS_BACKUP_DB_MEMBERS is 'yes': set it to 1 to compress the dump in members .* or 0 \(the default\)/);
+    });
+
     it("wrong password", async () => {
       const result = await world.edms(["backup"], { env: { PGPASSWORD: "not the password" } });
       await expectRefused(result, /wrong password .* set PGPASSWORD \(stack config dbPassword\)/);
@@ -347,7 +352,7 @@ describe("backup refusals and atomicity", () => {
       const first = await world.backup(env);
       fs.writeFileSync(path.join(storage, "big.bin"), crypto.randomBytes(1536 * 1024));
       let full = 0;
-      for (const freeKiB of [1100, 1300, 1500, 1700, 1800, 1900, 2100]) {
+      for (const freeKiB of [1100, 1300, 1500, 1560, 1620, 1660, 1900, 2100]) {
         fs.rmSync(path.join(mount, "filler"), { force: true });
         const free = Number((await mustRun("df", ["-P", "-B1", mount])).split("\n")[1].split(/\s+/)[3]);
         fs.writeFileSync(path.join(mount, "filler"), Buffer.alloc(Math.max(0, free - freeKiB * 1024)));

@@ -244,6 +244,8 @@ CREATE INDEX ON "Audit ""Log"""."Trail Entry" ("Who? \u{1F464}", at);
 CREATE TABLE entry_ref (id int PRIMARY KEY, entry bigint REFERENCES "Audit ""Log"""."Trail Entry");
 INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
   const streams = { EDMS_BACKUP_JOBS: "3", EDMS_BACKUP_RESTORE_SPLIT_BYTES: "1" };
+  // The dump in gzip members (not pg_dump's one stream a file): what a restore loads in streams.
+  const members = { EDMS_BACKUP_DB_MEMBERS: "1" };
   let source: World;
   let bigId: string;
   let bigOriginal: Awaited<ReturnType<typeof dbFingerprint>>;
@@ -251,7 +253,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
   beforeAll(async () => {
     source = await makeWorld();
     await source.cluster.psql(bigTableSql);
-    bigId = await source.backup();
+    bigId = await source.backup(members);
     bigOriginal = await dbFingerprint(source.env, "edms");
   });
   afterAll(async () => {
@@ -279,7 +281,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
   it("restores a table without keys or indexes, whose streams nothing waits for", async () => {
     await source.cluster.psql("CREATE DATABASE keyless", "postgres");
     await source.cluster.psql("CREATE TABLE log (line text); INSERT INTO log SELECT repeat(md5(g::text), 8) FROM generate_series(1, 200000) g; CREATE TABLE tiny (n int); INSERT INTO tiny VALUES (1);", "keyless");
-    const keylessId = await source.backup({ PGDATABASE: "keyless" });
+    const keylessId = await source.backup({ PGDATABASE: "keyless", ...members });
     try {
       await restoreInStreams(keylessId, "public.log", await dbFingerprint({ ...source.env, PGDATABASE: "keyless" }, "keyless"));
     } finally {
@@ -293,7 +295,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
     await source.cluster.psql(`CREATE TABLE doc (n int, body text); INSERT INTO doc SELECT g, repeat(md5(g::text), 1000) FROM generate_series(1, 100) g; INSERT INTO doc VALUES (0, repeat(md5('long'), 100000));
       SELECT lo_from_bytea(0, (SELECT string_agg(sha256(g::text::bytea), ''::bytea) FROM generate_series(1, 50000) g));`, "longrow");
     const largeObjects = "SELECT string_agg(md5(lo_get(oid)), ',' ORDER BY oid) FROM pg_largeobject_metadata";
-    const longId = await source.backup({ PGDATABASE: "longrow" });
+    const longId = await source.backup({ PGDATABASE: "longrow", ...members });
     try {
       const members = fs.readFileSync(path.join(source.backupDir, longId, "meta", "dump-members"), "utf8").trim().split("\n").sort();
       expect(members).toHaveLength(2);
@@ -328,12 +330,16 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
   });
 
   it("leaves to pg_restore alone a table under the size set, and a dump compressed in one piece", async () => {
-    // An earlier version's dump: each data file one gzip stream (pg_dump -Z1), no meta/dump-members.
+    // The default: pg_dump compresses each data file in one gzip stream; no meta/dump-members.
+    const defaultId = await source.backup();
+    expect(fs.existsSync(path.join(source.backupDir, defaultId, "meta", "dump-members"))).toBe(false);
+    expect(fs.readdirSync(path.join(source.backupDir, defaultId, "db")).filter((name) => name.endsWith(".dat.gz")).length).toBeGreaterThan(1);
+    // A dump of the fifth session's version: the same, with an empty meta/dump-members.
     const compressedId = "20010203_000000";
     const dir = path.join(source.backupDir, compressedId);
     await mustRun("cp", ["-a", path.join(source.backupDir, bigId), dir]);
-    const members = fs.readFileSync(path.join(dir, "meta", "dump-members"), "utf8");
-    expect(members).toMatch(/\.dat\.gz 0 \d+ 0 \d+\n/);
+    const index = fs.readFileSync(path.join(dir, "meta", "dump-members"), "utf8");
+    expect(index).toMatch(/\.dat\.gz 0 \d+ 0 \d+\n/);
     fs.rmSync(path.join(dir, "db"), { recursive: true });
     await mustRun("pg_dump", ["--format=directory", "--compress=1", "--no-owner", `--file=${path.join(dir, "db")}`], { env: source.env });
     fs.writeFileSync(path.join(dir, "meta", "dump-members"), "");
@@ -342,7 +348,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
       .filter((line) => line !== "" && !/  (db\/|meta\/dump-members$)/.test(line)).concat(sums).join("\n") + "\n");
     await resum(dir, []);
     expect(fs.readFileSync(path.join(source.backupDir, bigId, "manifest.txt"), "utf8")).toMatch(/directory format, gzip level 1,/);
-    for (const [backupId, extra] of [[bigId, { EDMS_BACKUP_JOBS: "3" }], [compressedId, streams]] as const) {
+    for (const [backupId, extra] of [[bigId, { EDMS_BACKUP_JOBS: "3" }], [compressedId, streams], [defaultId, streams]] as const) {
       const target = await newInstance();
       try {
         const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, ...extra, EDMS_BACKUP_DIR: source.backupDir } });
@@ -354,6 +360,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
       }
     }
     fs.rmSync(path.join(source.backupDir, compressedId), { recursive: true });
+    fs.rmSync(path.join(source.backupDir, defaultId), { recursive: true });
   });
 
   it("refuses a row that does not load in one stream, leaving the empty instance as it was", async () => {
