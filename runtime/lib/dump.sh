@@ -89,7 +89,6 @@ finish_dump() {
   fi
   chmod -R go= -- "$tmp/db"
   db_bytes=$(du -sb -- "$tmp/db" | cut -f1)
-  hash_new_files "$tmp" < <(cd "$tmp" && find db -type f -print0)
 }
 
 # read_reply: the lines the snapshot session prints up to the next end marker.

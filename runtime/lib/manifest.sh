@@ -92,8 +92,10 @@ TEXT
   } >"$tmp/manifest.txt"
 }
 
+# write_sums: the files besides the storage copies (hashed as they were copied) hashed in
+# one pass, then SHA256SUMS: each pass costs a few processes.
 write_sums() {
-  hash_new_files "$tmp" < <(cd "$tmp" && printf '%s\0' manifest.txt manifest.json && find meta -type f ! -name sums.z -print0)
+  hash_new_files "$tmp" < <(cd "$tmp" && printf '%s\0' config.tar.gz manifest.txt manifest.json && find db meta -type f ! -name sums.z -print0)
   { sums_lines <"$tmp/meta/sums.z" && (cd "$tmp" && sha256sum meta/sums.z); } >"$tmp/SHA256SUMS"
 }
 
