@@ -19,18 +19,9 @@ SELECT json_build_object(
 SQL
 )
 
-# record_database_globals DIR: DIR/database.json and DIR/roles.json of the database PG*
-# names. Roles are those pg_shdepend says its objects, grants and policies depend on, those
-# with settings in it, and its owner; each with the statement that creates it (password
-# hash included where this user may read it), except superusers and the connecting role,
-# which are recorded by name only (a restore that lacks one creates it NOLOGIN, without
-# attributes, so that grants to it load).
-record_database_globals() {
-  local dir=$1 passwords=pg_roles
-  psql_to "$dir/database.json" -v name="${PGDATABASE:-${PGUSER:-}}" <<<"$EDMS_DATABASE_STATE_SQL"
-  psql_to "$dir/roles.json" -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user'
-  [[ "$(<"$dir/roles.json")" == t ]] && passwords=pg_authid
-  psql_to "$dir/roles.json" -v passwords="$passwords" <<'SQL'
+# The roles the database references, as one JSON array (:passwords: pg_authid where this
+# user may read password hashes, else pg_roles).
+EDMS_ROLES_SQL=$(cat <<'SQL'
 WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
 refs AS (
   SELECT refobjid AS oid FROM pg_shdepend, db
@@ -58,6 +49,19 @@ SELECT coalesce(json_agg(json_build_object(
   ) ORDER BY rolname), '[]'::json)
   FROM roles
 SQL
+)
+
+# database_globals_sql: psql input that prints the database's state (one JSON line), then
+# its roles (a JSON array), each reply ended by __EDMS_END__: what a backup records in
+# meta/database.json and meta/roles.json, read in the dump's snapshot session. Roles are
+# those pg_shdepend says its objects, grants and policies depend on, those with settings in
+# it, and its owner; each with the statement that creates it (password hash included where
+# this user may read it), except superusers and the connecting role, which are recorded by
+# name only (a restore that lacks one creates it NOLOGIN, without attributes, so that
+# grants to it load).
+database_globals_sql() {
+  printf '%s\n' "SELECT current_database() AS name, CASE WHEN rolsuper THEN 'pg_authid' ELSE 'pg_roles' END AS passwords FROM pg_roles WHERE rolname = current_user \\gset" \
+    "$EDMS_DATABASE_STATE_SQL;" '\echo __EDMS_END__' "$EDMS_ROLES_SQL;" '\echo __EDMS_END__'
 }
 
 # missing_roles BACKUP_DIR: the names of the roles the backup records that this server

@@ -41,10 +41,13 @@ start_dump() {
   dump_pid=$!
   step backup.dump-started
 
-  # Count every table's rows in the snapshot while pg_dump runs.
+  # Count every table's rows in the snapshot while pg_dump runs; then what the database
+  # carries outside its dump, and its encoding.
   snapshot_send "$(count_tables_sql true)" \
     "SELECT coalesce(json_object_agg(t, n ORDER BY t), '{}') FROM edms_counts;" '\echo __EDMS_END__' \
-    "SELECT regexp_replace(t, '[[:cntrl:]]', '?', 'g') || E'\\t' || n FROM edms_counts ORDER BY t;" '\echo __EDMS_END__'
+    "SELECT regexp_replace(t, '[[:cntrl:]]', '?', 'g') || E'\\t' || n FROM edms_counts ORDER BY t;" '\echo __EDMS_END__' \
+    "$(database_globals_sql)" \
+    'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database();' '\echo __EDMS_END__'
 }
 
 # snapshot_send LINE...: to the snapshot session. SIGPIPE is ignored during a backup, so a
@@ -58,9 +61,12 @@ die_connection_lost() {
 }
 
 finish_dump() {
-  local err
+  local err database_json roles_json
   counts_json=$(read_reply) || true
   counts_text=$(read_reply) || true
+  database_json=$(read_reply) || true
+  roles_json=$(read_reply) || true
+  db_encoding=$(read_reply) || true
   # pg_dump's workers attach to the snapshot as they start: the exporting transaction
   # stays open until pg_dump is done.
   if ! wait "$dump_pid"; then
@@ -77,12 +83,15 @@ finish_dump() {
   wait "$snapshot_pid" 2>/dev/null || true
   [[ "$counts_json" == "{"* ]] || die "cannot count the rows of $(pg_target): $(explain_pg_error "$counts_json")"
   rm -f -- "$work/pg_dump.log"
+  # The session stops at its first error: that reply holds it.
+  [[ "$database_json" == "{"* ]] || die "cannot read the database's settings and grants from $(pg_target): $(explain_pg_error "$database_json")"
+  [[ "$roles_json" == "["* ]] || die "cannot read the roles of $(pg_target): $(explain_pg_error "$roles_json")"
+  [[ "$db_encoding" =~ ^[A-Z0-9_]+$ ]] || die "cannot read the encoding of $(pg_target): $(explain_pg_error "$db_encoding")"
   # The counts again as one JSON line: restore hands it to PostgreSQL to compare.
   printf '%s\n' "$counts_json" >"$tmp/meta/tables.json"
+  printf '%s\n' "$database_json" >"$tmp/meta/database.json"
+  printf '%s\n' "$roles_json" >"$tmp/meta/roles.json"
   info+=("table_keys=quoted")
-  psql_to "$work/encoding" -c 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()'
-  db_encoding=$(<"$work/encoding")
-  record_database_globals "$tmp/meta"
   if ((dump_compression && dump_members)); then
     compress_dump "$tmp/db" "$dump_compression" "$tmp/meta/dump-members" "$work/members" ||
       die "compressing the database dump failed; nothing was kept"
