@@ -60,14 +60,6 @@ psql_run() {
   psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }
 
-# psql_to FILE ARG...: psql_run's output into FILE; a failure (the server restarted, say)
-# dies with one line naming the cause instead of psql's own.
-psql_to() {
-  local file=$1 err
-  shift
-  err=$(psql_run "$@" 2>&1 >"$file") || die "$(explain_pg_error "$err")"
-}
-
 # conninfo_dbname NAME: a --dbname argument that is NAME itself: a bare name holding "="
 # would be read as a connection string ("invalid connection option").
 conninfo_dbname() {
