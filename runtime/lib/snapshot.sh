@@ -55,10 +55,13 @@ snapshot_storage() {
   fi
   [[ -d "$dst" ]] || mkdir -- "$dst"
   ((sockets == 0)) || say "storage-$i: skipped $sockets socket(s) in $src (live endpoints of a program, not data)"
+  hash_sources "$real" &
+  local hash_pid=$! sources_hashed=yes
   copy_tree "$real" "$dst" "$copies"
+  wait "$hash_pid" || sources_hashed=""
   find_vanished "$dst" "$copies"
   find_torn "$i" "$real" "$copied"
-  hash_copied "$i"
+  hash_copied "$i" "$sources_hashed"
   # What vanished before tar read it is not in the backup: not counted either.
   local gone
   read -r -a gone <"$work/vanished.counts"
@@ -203,46 +206,78 @@ find_torn() {
   ((n == 0)) || say "warning: $n file(s) in $real changed while being copied: their copies may be torn, so the backup records them as torn (meta/storage-$i.torn, manifest); the next backup takes them again"
 }
 
-# hash_copied I: checksums of the regular files copied into storage-I/, merged into the
-# catalog, which goes to meta without the entries that vanished (their counts by type go to
-# vanished.counts); every regular file's record (kept or new) goes to meta/sums.z.
+# hash_sources REAL: checksums of the files to copy (work/copied), read from REAL while tar
+# copies them, to work/source-hashes (names relative to REAL). Fails if one cannot be read.
+hash_sources() {
+  sed -z -n 's|^\./||p;n' "$work/copied" >"$work/source-list"
+  : >"$work/source-hashes"
+  hash_files "$1" "$work/source-list" "$work/source-hashes" "$edms_jobs" 2>/dev/null
+}
+
+# hash_copied I SOURCES_HASHED: checksums of the regular files copied into storage-I/,
+# merged into the catalog, which goes to meta without the entries that vanished (their
+# counts by type go to vanished.counts); every regular file's record (kept or new) goes to
+# meta/sums.z. With SOURCES_HASHED, a file's checksum is the one hash_sources read beside
+# the copy, unless the file is torn: its size and mtime were the same before and after the
+# copy, which is what a backup takes as unchanged. Torn files, and every file when a source
+# could not be hashed (removed meanwhile), are hashed from their copies.
 hash_copied() {
-  local i=$1
-  if [[ -s "$work/vanished" || -s "$tmp/meta/storage-$i.torn" ]]; then
-    # Those still there as regular files only: one changed, replaced or removed meanwhile may not be.
-    (cd "$tmp" && sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" | find -files0-from - -maxdepth 0 -type f -print0 2>/dev/null) >"$work/hash-list" || true
+  local i=$1 sources_hashed=$2 prefix="storage-$i/"
+  if [[ -n "$sources_hashed" ]]; then
+    sed -z "s|^|storage-$i/|" "$tmp/meta/storage-$i.torn" >"$work/hash-list"
+    hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/source-hashes" >/dev/null
+    prefix=""
   else
     sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" >"$work/hash-list"
+  fi
+  if [[ -s "$work/vanished" || -s "$tmp/meta/storage-$i.torn" ]]; then
+    # Those still there as regular files only: one changed, replaced or removed meanwhile may not be.
+    (cd "$tmp" && find -files0-from - -maxdepth 0 -type f -print0 2>/dev/null) <"$work/hash-list" >"$work/hash-list.files" || true
+    mv -- "$work/hash-list.files" "$work/hash-list"
   fi
   : >"$work/hashes"
   hash_files "$tmp" "$work/hash-list" "$work/hashes" "$edms_jobs" 2>/dev/null ||
     die "cannot checksum the new files in $tmp (disk full or unreadable)"
-  # hash_files gives the plain names first, then the special ones (few: held in memory).
-  hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/hashes" >/dev/null
-  stream_awk -v prefix="storage-$i/" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
+  if [[ -n "$sources_hashed" ]]; then
+    mv -- "$work/hashes" "$work/hashes.torn"
+  else
+    # hash_files gives the plain names first, then the special ones (few: held in memory).
+    hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/hashes" >/dev/null
+    : >"$work/hashes.torn"
+  fi
+  # The plain names' records come in the catalog's order (names ahead of the catalog's are
+  # of files that vanished); torn files' records, and special names', are few: in memory.
+  stream_awk -v prefix="storage-$i/" -v hprefix="$prefix" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
+    -v torn_sums="$work/hashes.torn" -v torn="$tmp/meta/storage-$i.torn" -v use_torn="$sources_hashed" \
     -v sums="$tmp/meta/sums.z" -v vanished="$work/vanished" -v counts="$work/vanished.counts" 'BEGIN {
       RS = "\0"
       while ((getline h < special) > 0) sp[substr(h, 67)] = substr(h, 1, 64)
+      while ((getline h < torn_sums) > 0) again[substr(h, 67)] = substr(h, 1, 64)
+      if (use_torn) while ((getline v < torn) > 0) redo[v]
       while ((getline v < vanished) > 0) gone[v]
       more = (getline h < plain) > 0
     }
     END { printf "%d %d %d %d %.0f\n", n["f"], n["d"], n["l"], other, bytes > counts }
     '"$catalog_awk"'
     {
-      parse_record($0, f, r); name = prefix r["path"]; sum = f[10]
-      if (("./" r["path"]) in gone) {
+      parse_record($0, f, r); path = r["path"]; name = prefix path; sum = f[10]
+      if (("./" path) in gone) {
         if (f[1] == "f" || f[1] == "d" || f[1] == "l") n[f[1]]++; else other++
         if (f[1] == "f") bytes += f[4]
         next
       }
       if (f[1] == "f" && sum == "-") {
-        if (more && substr(h, 67) == name) { sum = substr(h, 1, 64); more = (getline h < plain) > 0 }
-        else if (name in sp) sum = sp[name]
+        hname = hprefix path
+        while (more && substr(h, 67) < hname) more = (getline h < plain) > 0
+        if (more && substr(h, 67) == hname) { sum = substr(h, 1, 64); more = (getline h < plain) > 0 }
+        else if (hname in sp) sum = sp[hname]
+        if (path in redo) sum = (name in again ? again[name] : "-")
       }
       if (f[1] == "f" && sum != "-") printf "%s  %s%c", sum, name, 0 >> sums
-      printf "%s %s %s%c", r["meta"], sum, r["path"], 0
+      printf "%s %s %s%c", r["meta"], sum, path, 0
     }' "$work/catalog" >"$tmp/meta/storage-$i.catalog"
-  rm -f -- "$work/hash-list" "$work/hashes" "$work/hashes.plain" "$work/hashes.special" "$work/catalog"
+  rm -f -- "$work/hash-list" "$work/hashes" "$work/hashes.plain" "$work/hashes.special" "$work/hashes.torn" "$work/catalog" \
+    "$work/source-list" "$work/source-hashes"
 }
 
 # find_vanished DST LIST: the entries of LIST ("./PATH" records) that are not in DST, to
