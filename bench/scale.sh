@@ -13,6 +13,7 @@
 # edms-backup's figures are without its database part: the same command on an empty
 # storage folder (a tiny database) is timed apart and subtracted. Peak RSS is the largest
 # of any process of the command (GNU time's %M), the per-file cost is the time over N.
+# Every step starts from a cold page cache (timed).
 # Needs root, the PostgreSQL 15 server binaries and GNU time (/usr/bin/time).
 set -euo pipefail
 
@@ -64,16 +65,27 @@ change() {
   xargs -0 -r du -cb <"$dir/changed" | tail -n 1 | cut -f1
 }
 
-# timed NAME CMD...: runs CMD after a sync, sets t_NAME (seconds) and rss_NAME (KiB).
+# timed NAME CMD...: runs CMD from a cold page cache, sets t_NAME (seconds) and rss_NAME
+# (KiB). Cold, as a nightly run finds its trees, and the same for each side: otherwise
+# whichever step read a tree last (computing ref.sums before sha256sum -c, cp -a before
+# the first backup) would hand the next one a warm cache (and this VM evicts pages
+# untouched for 60 s, so a tree written minutes ago is cold anyway). On tmpfs both stay in
+# memory either way.
 timed() {
   local name=$1 t0
   shift
-  sync
+  drop_caches
   log "$name"
   t0=$(now)
   /usr/bin/time -f %M -o "$dir/rss" "$@" >/dev/null 2>"$dir/$name.log"
   printf -v "t_$name" '%s' "$(elapsed "$t0" "$(now)")"
   printf -v "rss_$name" '%s' "$(tail -n 1 "$dir/rss")"
+}
+
+# drop_caches: the page cache emptied (root), so that the next step reads from the disk.
+drop_caches() {
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
 }
 
 # Commands, not functions: GNU time runs them.
