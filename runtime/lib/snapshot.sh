@@ -222,11 +222,11 @@ hash_sources() {
 # copy, which is what a backup takes as unchanged. Torn files, and every file when a source
 # could not be hashed (removed meanwhile), are hashed from their copies.
 hash_copied() {
-  local i=$1 sources_hashed=$2 prefix="storage-$i/"
+  local i=$1 sources_hashed=$2 records=$work/hashes again=/dev/null redo=/dev/null hprefix="storage-$i/"
   if [[ -n "$sources_hashed" ]]; then
+    # The torn files only, from their copies; the others' checksums are their sources'.
     sed -z "s|^|storage-$i/|" "$tmp/meta/storage-$i.torn" >"$work/hash-list"
-    hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/source-hashes" >/dev/null
-    prefix=""
+    records=$work/source-hashes again=$work/hashes redo=$tmp/meta/storage-$i.torn hprefix=""
   else
     sed -z -n "s|^\./|storage-$i/|p;n" "$work/copied" >"$work/hash-list"
   fi
@@ -238,22 +238,17 @@ hash_copied() {
   : >"$work/hashes"
   hash_files "$tmp" "$work/hash-list" "$work/hashes" "$edms_jobs" 2>/dev/null ||
     die "cannot checksum the new files in $tmp (disk full or unreadable)"
-  if [[ -n "$sources_hashed" ]]; then
-    mv -- "$work/hashes" "$work/hashes.torn"
-  else
-    # hash_files gives the plain names first, then the special ones (few: held in memory).
-    hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$work/hashes" >/dev/null
-    : >"$work/hashes.torn"
-  fi
+  # hash_files gives the plain names first, then the special ones (few: held in memory).
+  hash_order 66 "$work/hashes.plain" "$work/hashes.special" <"$records" >/dev/null
   # The plain names' records come in the catalog's order (names ahead of the catalog's are
   # of files that vanished); torn files' records, and special names', are few: in memory.
-  stream_awk -v prefix="storage-$i/" -v hprefix="$prefix" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
-    -v torn_sums="$work/hashes.torn" -v torn="$tmp/meta/storage-$i.torn" -v use_torn="$sources_hashed" \
+  stream_awk -v prefix="storage-$i/" -v hprefix="$hprefix" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
+    -v torn_sums="$again" -v torn="$redo" \
     -v sums="$tmp/meta/sums.z" -v vanished="$work/vanished" -v counts="$work/vanished.counts" 'BEGIN {
       RS = "\0"
       while ((getline h < special) > 0) sp[substr(h, 67)] = substr(h, 1, 64)
       while ((getline h < torn_sums) > 0) again[substr(h, 67)] = substr(h, 1, 64)
-      if (use_torn) while ((getline v < torn) > 0) redo[v]
+      while ((getline v < torn) > 0) redo[v]
       while ((getline v < vanished) > 0) gone[v]
       more = (getline h < plain) > 0
     }
@@ -276,7 +271,7 @@ hash_copied() {
       if (f[1] == "f" && sum != "-") printf "%s  %s%c", sum, name, 0 >> sums
       printf "%s %s %s%c", r["meta"], sum, path, 0
     }' "$work/catalog" >"$tmp/meta/storage-$i.catalog"
-  rm -f -- "$work/hash-list" "$work/hashes" "$work/hashes.plain" "$work/hashes.special" "$work/hashes.torn" "$work/catalog" \
+  rm -f -- "$work/hash-list" "$work/hashes" "$work/hashes.plain" "$work/hashes.special" "$work/catalog" \
     "$work/source-list" "$work/source-hashes"
 }
 
