@@ -56,6 +56,12 @@ snapshot_send() {
   { printf '%s\n' "$@" >&"$snapshot_in"; } 2>/dev/null || die_connection_lost
 }
 
+# snapshot_alive: whether the snapshot session still answers.
+snapshot_alive() {
+  snapshot_send 'SELECT 1;' '\echo __EDMS_END__'
+  [[ "$(read_reply)" == 1 ]]
+}
+
 die_connection_lost() {
   die "lost the connection to PostgreSQL at $(pg_target) during the backup (server restarted or stopped): nothing was kept; run the backup again once the server is up"
 }
@@ -71,6 +77,9 @@ finish_dump() {
   # stays open until pg_dump is done.
   if ! wait "$dump_pid"; then
     err=$(<"$work/pg_dump.log")
+    # A restart ends the snapshot session too, whatever pg_dump's workers then said (it can
+    # be "could not obtain lock on relation", as for a lock another session holds).
+    snapshot_alive || die_connection_lost
     case "$err" in
       *"No space left"*) die "backup folder $edms_dir is full (No space left on device while dumping the database): free space there; older backups are untouched" ;;
       # (A snapshot is invalid once the session that exported it has ended.)
