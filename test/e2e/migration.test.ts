@@ -224,7 +224,7 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
     await materialise(programOld);
     const backup = await b.run(["exec", scheduler, "/opt/edms-backup/edms-backup", "backup"]);
     expect(backup.stderr).toMatch(/off-site/);
-    expect(backup.code).toBe(0);
+    expect(backup.code, backup.stderr).toBe(0);
     lostId = backup.stdout.trim().split("\n").pop()!;
     dataB = await dbFingerprint(pg(b), "edms");
     const out = fs.mkdtempSync(path.join(local, "old-b-"));
@@ -289,7 +289,7 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
       ["Port 22", "HostKey /etc/edms-sftp/host_ed25519", "AuthorizedKeysFile /etc/edms-sftp/authorized_keys", "PermitRootLogin prohibit-password",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "Subsystem sftp internal-sftp", ""].join("\n"),
     );
-    const gateway = (await a.must(["network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"])).trim();
+    const gateway = await bridgeGateway();
     await a.must(["create", "--name", sftpName, "-p", `${gateway}::22`, "--entrypoint", "bash", testImage, "-c",
       "mkdir -p /run/sshd /srv/repos && exec /usr/sbin/sshd -D -e -f /etc/edms-sftp/sshd_config"]);
     await a.must(["cp", path.join(sftpDir, "etc"), `${sftpName}:/etc/edms-sftp`]);
@@ -301,5 +301,16 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
       "edms-backup:offsitePassword": offsitePassword,
       "edms-backup:offsiteSshKey": fs.readFileSync(path.join(sftpDir, "client"), "utf8"),
     };
+  }
+
+  // bridgeGateway: the address of daemon A's default bridge on this host. Docker 20.10
+  // leaves .Gateway out of the bridge's IPAM config when it picked the address itself: it
+  // is then the subnet's first address.
+  async function bridgeGateway(): Promise<string> {
+    const [ipam] = JSON.parse(await a.must(["network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"])) as { Subnet: string; Gateway?: string }[];
+    if (ipam.Gateway) return ipam.Gateway;
+    const octets = ipam.Subnet.split("/")[0].split(".").map(Number);
+    octets[3] += 1;
+    return octets.join(".");
   }
 });
