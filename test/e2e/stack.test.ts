@@ -48,13 +48,13 @@ function stackConfig(extra: Record<string, unknown> = {}): Record<string, string
 }
 const secretKeys = ["edms-backup:dbPassword", "edms-backup:appSecrets", "edms-backup:notifications"];
 
-async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
+async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>, everyMs = 2000): Promise<T> {
   const end = Date.now() + seconds * 1000;
   for (;;) {
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
     if (Date.now() > end) throw new Error(`timed out after ${seconds}s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -211,12 +211,13 @@ describe("the declared stack on a real Docker daemon", () => {
     } finally {
       for (const key of Object.keys(polluted)) delete process.env[key];
     }
-    // Killed once the job has stopped the app, mid-restore.
+    // Killed once the job has stopped the app, mid-restore. Looked for often: on a fast
+    // machine the app was down too briefly for a look every 2 s to see it.
     const job = await waitFor("the restore job to stop the app", 120, async () => {
       const jobs = (await docker.must(["ps", "-q", "--filter", "label=edms-backup.restore-job"])).trim();
       const running = (await docker.must(["inspect", "--format", "{{.State.Running}}", app])).trim();
       return jobs !== "" && running === "false" ? jobs : undefined;
-    });
+    }, 100);
     first.kill();
     const killed = await first.result;
     expect(killed.code).toBe(137);
