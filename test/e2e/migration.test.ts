@@ -303,9 +303,9 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
     };
   }
 
-  // bridgeGateway: the address of daemon A's default bridge on this host. Docker 20.10
-  // leaves .Gateway out of the bridge's IPAM config when it picked the address itself: it
-  // is then the subnet's first address.
+  // bridgeGateway: the address of daemon A's default bridge on this host. A daemon that
+  // created docker0 on its first boot leaves .Gateway out of the bridge's IPAM config
+  // (moby/moby#26799): the address is then the subnet's first.
   async function bridgeGateway(): Promise<string> {
     const [ipam] = JSON.parse(await a.must(["network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"])) as { Subnet: string; Gateway?: string }[];
     if (ipam.Gateway) return ipam.Gateway;
