@@ -210,8 +210,11 @@ kv_set() {
   for key in "${!kv[@]}"; do
     printf '%s=%s\n' "$key" "${kv[$key]}"
   done | sort >"$tmp" || return 1
-  sync -f "$tmp" 2>/dev/null || sync
+  # The file on disk, then its new name: fsyncs of these two, not a sync of the filesystem,
+  # which would also wait for whatever else it holds dirty (a database loading beside).
+  sync -- "$tmp" 2>/dev/null || sync
   mv -f -- "$tmp" "$file"
+  sync -- "$(dirname -- "$file")" 2>/dev/null || true
 }
 
 # info_get ID KEY: a value of the backup's meta/info.
