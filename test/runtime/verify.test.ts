@@ -66,7 +66,11 @@ describe("verify", () => {
     await mustRun("sha256sum", ["--check", "--strict", "--quiet", "SHA256SUMS"], { cwd: path.join(world.backupDir, id) });
     expect((await world.edms(["verify", id], { env })).code).toBe(0);
     expect((await world.edms(["verify", id])).code).toBe(0);
-    fs.appendFileSync(path.join(world.backupDir, id, "storage-1", "random.bin"), "x");
+    // Damaged in a file of its own: random.bin is a hard link shared with the first backup.
+    const damaged = path.join(world.backupDir, id, "storage-1", "random.bin");
+    const bytes = fs.readFileSync(damaged);
+    fs.rmSync(damaged);
+    fs.writeFileSync(damaged, Buffer.concat([bytes, Buffer.from("x")]));
     expect((await world.edms(["verify", id], { env })).stderr).toMatch(/random\.bin: FAILED/);
     fs.rmSync(path.join(world.backupDir, id), { recursive: true });
     fs.rmSync(bin, { recursive: true });
