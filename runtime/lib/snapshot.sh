@@ -217,7 +217,7 @@ hash_sources() {
 # hash_copied I SOURCES_HASHED: checksums of the regular files copied into storage-I/,
 # merged into the catalog, which goes to meta without the entries that vanished (their
 # counts by type go to vanished.counts); every regular file's record (kept or new) goes to
-# meta/sums.z. With SOURCES_HASHED, a file's checksum is the one hash_sources read beside
+# WORK/sums. With SOURCES_HASHED, a file's checksum is the one hash_sources read beside
 # the copy, unless the file is torn: its size and mtime were the same before and after the
 # copy, which is what a backup takes as unchanged. Torn files, and every file when a source
 # could not be hashed (removed meanwhile), are hashed from their copies.
@@ -244,7 +244,7 @@ hash_copied() {
   # of files that vanished); torn files' records, and special names', are few: in memory.
   stream_awk -v prefix="storage-$i/" -v hprefix="$hprefix" -v plain="$work/hashes.plain" -v special="$work/hashes.special" \
     -v torn_sums="$again" -v torn="$redo" \
-    -v sums="$tmp/meta/sums.z" -v vanished="$work/vanished" -v counts="$work/vanished.counts" 'BEGIN {
+    -v sums="$work/sums" -v vanished="$work/vanished" -v counts="$work/vanished.counts" 'BEGIN {
       RS = "\0"
       while ((getline h < special) > 0) sp[substr(h, 67)] = substr(h, 1, 64)
       while ((getline h < torn_sums) > 0) again[substr(h, 67)] = substr(h, 1, 64)

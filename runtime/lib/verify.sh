@@ -61,34 +61,49 @@ check_layout() {
   done
 }
 
-# verify_fast ID: SHA256SUMS is exactly what meta/sums.z (the unescaped list the backup
-# wrote it from) gives, and every file listed there has its recorded hash, hashed on all
-# cores. Returns 1 on any disagreement, for verify_with_sha256sum to name the problem.
+# verify_fast ID: every file SHA256SUMS lists has its recorded hash, hashed on all cores:
+# by openssl, or by sha256sum -z for a name with a newline, carriage return or backslash
+# (which SHA256SUMS holds escaped). Returns 1 on any disagreement or a line it does not read
+# as sha256sum writes them, for verify_with_sha256sum to name the problem.
 verify_fast() {
-  local dir="$edms_dir/$1" work ok=""
-  [[ -f "$dir/meta/sums.z" ]] && command -v openssl >/dev/null 2>&1 || return 1
+  local dir="$edms_dir/$1" work ok=yes
+  command -v openssl >/dev/null 2>&1 || return 1
   work=$(mktemp -d)
-  # One pass over meta/sums.z: the SHA256SUMS it implies; the plain names to hash with
-  # openssl and the lines it must print; the other names and the records sha256sum -z must.
-  {
-    stream_awk -v w="$work/" 'BEGIN { RS = "\0" } '"$sums_line_awk"'
-      {
-        name = substr($0, 67)
-        if (name ~ /[\\\n\r]/) { printf "%s%c", name, 0 > (w "special"); printf "%s%c", $0, 0 > (w "special.expected") }
-        else { printf "%s%c", name, 0 > (w "plain"); print substr($0, 1, 64) " *./" name > (w "plain.expected") }
-        print sums_line($0)
-      }' "$dir/meta/sums.z" && (cd "$dir" && sha256sum meta/sums.z)
-  } >"$work/sums"
-  if cmp -s "$work/sums" "$dir/SHA256SUMS"; then
-    ok=yes
-    if [[ -f "$work/plain" ]]; then
-      openssl_digests "$dir" "$work/plain" "$edms_jobs" "$work/plain.actual" &&
-        cmp -s "$work/plain.expected" "$work/plain.actual" || ok=""
-    fi
-    if [[ -n "$ok" && -f "$work/special" ]]; then
-      (cd "$dir" && xargs -0 -r sha256sum -z -- <"$work/special") >"$work/special.actual" &&
-        cmp -s "$work/special.expected" "$work/special.actual" || ok=""
-    fi
+  # One pass over SHA256SUMS: the plain names to hash with openssl and the lines it must
+  # print; the other names, unescaped, and the records sha256sum -z must print.
+  stream_awk -v w="$work/" '
+    function unescape(s,   out, i, c) {
+      for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        if (c == "\\") {
+          c = substr(s, ++i, 1)
+          if (c == "n") c = "\n"; else if (c == "r") c = "\r"; else if (c != "\\") bad = 1
+        }
+        out = out c
+      }
+      return out
+    }
+    {
+      special = substr($0, 1, 1) == "\\"
+      line = special ? substr($0, 2) : $0
+      hash = substr(line, 1, 64)
+      if (length(line) < 67 || hash !~ /^[0-9a-f]+$/ || substr(line, 65, 2) != "  ") { bad = 1; exit }
+      name = substr(line, 67)
+      if (special) {
+        name = unescape(name)
+        printf "%s%c", name, 0 > (w "special"); printf "%s  %s%c", hash, name, 0 > (w "special.expected")
+      } else {
+        printf "%s%c", name, 0 > (w "plain"); print hash " *./" name > (w "plain.expected")
+      }
+    }
+    END { exit bad }' "$dir/SHA256SUMS" || ok=""
+  if [[ -n "$ok" && -f "$work/plain" ]]; then
+    openssl_digests "$dir" "$work/plain" "$edms_jobs" "$work/plain.actual" &&
+      cmp -s "$work/plain.expected" "$work/plain.actual" || ok=""
+  fi
+  if [[ -n "$ok" && -f "$work/special" ]]; then
+    (cd "$dir" && xargs -0 -r sha256sum -z -- <"$work/special") >"$work/special.actual" &&
+      cmp -s "$work/special.expected" "$work/special.actual" || ok=""
   fi
   rm -rf -- "$work"
   [[ -n "$ok" ]]

@@ -36,6 +36,8 @@ describe("backup", () => {
     expect(Math.abs(Date.parse(stamp) - Date.now())).toBeLessThan(120_000);
     const dir = path.join(world.backupDir, id);
     expect(listDir(dir)).toEqual(["SHA256SUMS", "config.tar.gz", "db", "manifest.json", "manifest.txt", "meta", "storage-1", "storage-2"]);
+    // Each file's checksum is kept once, in SHA256SUMS: meta holds no second list of them.
+    expect(listDir(path.join(dir, "meta")).filter((n) => !/^(database\.json|info|roles\.json|secrets\.tsv|tables\.json|storage-[12]\.(catalog|torn))$/.test(n))).toEqual([]);
     expect(fs.existsSync(path.join(dir, "db", "toc.dat"))).toBe(true);
     expect(listDir(world.backupDir).filter((n) => n.startsWith(".tmp"))).toEqual([]);
   });
@@ -170,7 +172,9 @@ describe("repeat backup", () => {
     expect(snapshotTree(path.join(world.backupDir, before, "storage-1"))).toEqual(beforeTree);
 
     // `after` as the version before catalogs wrote it: meta/storage-<i>.index (find's
-    // "META\0PATH\0TARGET\0" records, in find's order), no catalog.
+    // "META\0PATH\0TARGET\0" records, in find's order), no catalog, and the checksums in
+    // meta/sums.z ("HASH  NAME\0" records, as sha256sum -z writes them).
+    await mustRun("bash", ["-c", "find storage-1 storage-2 -type f -print0 | xargs -0 sha256sum -z >meta/sums.z"], { cwd: path.join(world.backupDir, after) });
     for (const i of [1, 2]) {
       const meta = path.join(world.backupDir, after, "meta");
       const records = fs.readFileSync(path.join(meta, `storage-${i}.catalog`)).toString("latin1").split("\0").slice(0, -1);

@@ -45,13 +45,11 @@ async function newInstance(): Promise<{ cluster: Cluster; env: Record<string, st
   return { cluster, env, storage, configRoot, done: async () => { await cluster.stop(); fs.rmSync(base, { recursive: true, force: true }); } };
 }
 
-/** Makes SHA256SUMS agree with FILES (paths inside backup DIR) after a test changed them; meta/sums.z is dropped, so verify reads SHA256SUMS alone. */
+/** Makes SHA256SUMS agree with FILES (paths inside backup DIR) after a test changed them. */
 async function resum(dir: string, files: string[]): Promise<void> {
-  fs.rmSync(path.join(dir, "meta", "sums.z"));
   const fresh = new Map<string, string>();
   for (const file of files) fresh.set(file, (await mustRun("sha256sum", [file], { cwd: dir })).trim());
   const sums = fs.readFileSync(path.join(dir, "SHA256SUMS"), "utf8").split("\n")
-    .filter((line) => !line.endsWith("  meta/sums.z"))
     .map((line) => fresh.get(line.slice(line.indexOf("  ") + 2)) ?? line);
   fs.writeFileSync(path.join(dir, "SHA256SUMS"), sums.join("\n"));
 }
@@ -121,8 +119,7 @@ describe("restore onto a new instance", () => {
   });
 
   it("refuses a backup whose manifest counts other rows than it loads, leaving the empty instance as it was", async () => {
-    // A manifest that says 5 users where the dump holds 4, with its checksums made to agree
-    // (meta/sums.z dropped: verify then reads SHA256SUMS alone).
+    // A manifest that says 5 users where the dump holds 4, with its checksums made to agree.
     const bad = "20010203_000000";
     const dir = path.join(world.backupDir, bad);
     await mustRun("cp", ["-a", path.join(world.backupDir, id), dir]);
@@ -365,7 +362,7 @@ INSERT INTO entry_ref SELECT g, g * 7 FROM generate_series(1, 100) g;`;
 
   it("refuses a row that does not load in one stream, leaving the empty instance as it was", async () => {
     // One row three quarters into the table's data file made invalid, its checksums made to
-    // agree (meta/sums.z dropped: verify then reads SHA256SUMS alone).
+    // agree.
     const bad = "20010204_000000";
     const dir = path.join(source.backupDir, bad);
     fs.renameSync(path.join(source.backupDir, await source.backup({ EDMS_BACKUP_DB_COMPRESSION: "0" })), dir);

@@ -76,6 +76,25 @@ describe("verify", () => {
     fs.rmSync(bin, { recursive: true });
   });
 
+  it("checks a whole backup without sha256sum -c, also one an older version wrote with meta/sums.z", async () => {
+    // sha256sum -c is the slow way, taken only when something disagrees: here it fails loudly.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "edms-nocheck-"));
+    const real = (await mustRun("bash", ["-c", "command -v sha256sum"])).trim();
+    fs.writeFileSync(path.join(bin, "sha256sum"), `#!/bin/sh\nfor a; do [ "$a" = --check ] && { echo "sha256sum --check was run" >&2; exit 3; }; done\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    const source = (await world.edms(["list"])).stdout.split(/\s+/)[0];
+    expect((await world.edms(["verify", source], { env })).code).toBe(0);
+    // Until the eighth session each backup also kept its records in meta/sums.z, listed last in SHA256SUMS.
+    const old = path.join(world.backupDir, "20000102_000000");
+    await mustRun("cp", ["-a", path.join(world.backupDir, source), old]);
+    await mustRun("bash", ["-c", "find storage-* -type f -print0 | xargs -0 sha256sum -z >meta/sums.z && sha256sum meta/sums.z >>SHA256SUMS"], { cwd: old });
+    expect((await world.edms(["verify", "20000102_000000"], { env })).code).toBe(0);
+    fs.appendFileSync(path.join(old, "meta", "sums.z"), "x");
+    expect((await world.edms(["verify", "20000102_000000"], { env })).stderr).toContain("sha256sum --check was run");
+    fs.rmSync(old, { recursive: true });
+    fs.rmSync(bin, { recursive: true });
+  });
+
   it("refuses an id that is not a backup", async () => {
     const result = await world.edms(["verify", "20990101_000000"]);
     expect(result.code).not.toBe(0);
