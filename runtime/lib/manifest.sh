@@ -94,8 +94,8 @@ TEXT
 
 # write_sums: the files besides the storage copies (hashed as they were copied) hashed in
 # one pass, then SHA256SUMS from all the records: each pass costs a few processes. The
-# records stay in the work folder: SHA256SUMS holds them all (until the eighth session's
-# version a copy was kept as meta/sums.z, about 110 bytes a file in every backup).
+# records stay in the work folder: SHA256SUMS holds them all (earlier versions also kept
+# them as meta/sums.z, about 110 bytes a file in every backup).
 write_sums() {
   hash_new_files "$tmp" < <(cd "$tmp" && printf '%s\0' config.tar.gz manifest.txt manifest.json && find db meta -type f -print0)
   sums_lines <"$work/sums" >"$tmp/SHA256SUMS"

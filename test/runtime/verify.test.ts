@@ -84,7 +84,7 @@ describe("verify", () => {
     const env = { PATH: `${bin}:${process.env.PATH}` };
     const source = (await world.edms(["list"])).stdout.split(/\s+/)[0];
     expect((await world.edms(["verify", source], { env })).code).toBe(0);
-    // Until the eighth session each backup also kept its records in meta/sums.z, listed last in SHA256SUMS.
+    // Earlier versions also kept each backup's records in meta/sums.z, listed last in SHA256SUMS.
     const old = path.join(world.backupDir, "20000102_000000");
     await mustRun("cp", ["-a", path.join(world.backupDir, source), old]);
     await mustRun("bash", ["-c", "find storage-* -type f -print0 | xargs -0 sha256sum -z >meta/sums.z && sha256sum meta/sums.z >>SHA256SUMS"], { cwd: old });
