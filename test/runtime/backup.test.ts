@@ -3,6 +3,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { changeStorageTree, snapshotTree } from "../support/fixtures";
 import { dbFingerprint, freePort, startCluster, type Cluster } from "../support/pg";
@@ -37,7 +38,7 @@ describe("backup", () => {
     const dir = path.join(world.backupDir, id);
     expect(listDir(dir)).toEqual(["SHA256SUMS", "config.tar.gz", "db", "manifest.json", "manifest.txt", "meta", "storage-1", "storage-2"]);
     // Each file's checksum is kept once, in SHA256SUMS: meta holds no second list of them.
-    expect(listDir(path.join(dir, "meta")).filter((n) => !/^(database\.json|info|roles\.json|secrets\.tsv|tables\.json|storage-[12]\.(catalog|torn))$/.test(n))).toEqual([]);
+    expect(listDir(path.join(dir, "meta")).filter((n) => !/^(database\.json|info|roles\.json|secrets\.tsv|tables\.json|storage-[12]\.(catalog\.gz|torn))$/.test(n))).toEqual([]);
     expect(fs.existsSync(path.join(dir, "db", "toc.dat"))).toBe(true);
     expect(listDir(world.backupDir).filter((n) => n.startsWith(".tmp"))).toEqual([]);
   });
@@ -139,6 +140,22 @@ describe("repeat backup", () => {
     fs.rmSync(copy, { recursive: true });
   });
 
+  it("links to a backup whose catalogs an earlier version wrote uncompressed (meta/storage-<i>.catalog)", async () => {
+    const before = await world.backup();
+    const meta = path.join(world.backupDir, before, "meta");
+    for (const i of [1, 2]) {
+      fs.writeFileSync(path.join(meta, `storage-${i}.catalog`), zlib.gunzipSync(fs.readFileSync(path.join(meta, `storage-${i}.catalog.gz`))));
+      fs.rmSync(path.join(meta, `storage-${i}.catalog.gz`));
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    const next = await world.backup();
+    const info = fs.readFileSync(path.join(world.backupDir, next, "meta", "info"), "utf8");
+    expect(Number(/storage_1_linked=(\d+)/.exec(info)?.[1])).toBeGreaterThan(5);
+    expect(fs.statSync(path.join(world.backupDir, next, "storage-2", "random.bin")).ino).toBe(fs.statSync(path.join(world.backupDir, before, "storage-2", "random.bin")).ino);
+    expect(fs.existsSync(path.join(world.backupDir, next, "meta", "storage-1.catalog.gz"))).toBe(true);
+    expect((await world.edms(["verify", next])).code).toBe(0);
+  });
+
   it("stays exact when entries change their kind, and links to a backup of the version before catalogs", async () => {
     const root = world.storage[0];
     const kind = path.join(root, "kind");
@@ -177,13 +194,13 @@ describe("repeat backup", () => {
     await mustRun("bash", ["-c", "find storage-1 storage-2 -type f -print0 | xargs -0 sha256sum -z >meta/sums.z"], { cwd: path.join(world.backupDir, after) });
     for (const i of [1, 2]) {
       const meta = path.join(world.backupDir, after, "meta");
-      const records = fs.readFileSync(path.join(meta, `storage-${i}.catalog`)).toString("latin1").split("\0").slice(0, -1);
+      const records = zlib.gunzipSync(fs.readFileSync(path.join(meta, `storage-${i}.catalog.gz`))).toString("latin1").split("\0").slice(0, -1);
       const index = records.reverse().map((r) => {
         const fields = r.split(" ");
         return `${fields.slice(0, 9).join(" ")}\0${fields.slice(10).join(" ")}\0\0`;
       });
       fs.writeFileSync(path.join(meta, `storage-${i}.index`), Buffer.from(index.join(""), "latin1"));
-      fs.rmSync(path.join(meta, `storage-${i}.catalog`));
+      fs.rmSync(path.join(meta, `storage-${i}.catalog.gz`));
     }
     fs.appendFileSync(path.join(kind, "dir"), "changed again\n");
     await new Promise((r) => setTimeout(r, 1100));
