@@ -87,3 +87,22 @@ sums_line_awk='function sums_line(rec,   name, out, i, c) {
   }
   return "\\" substr(rec, 1, 66) out
 }'
+
+# sums_record_awk: sums_record(LINE), the record ("HASH  NAME") of a SHA256SUMS line, its
+# name unescaped: sums_line undone. "" for a line sha256sum would not have written.
+sums_record_awk='function sums_record(line,   escaped, name, out, i, c) {
+  escaped = substr(line, 1, 1) == "\\"
+  if (escaped) line = substr(line, 2)
+  if (length(line) < 67 || substr(line, 1, 64) !~ /^[0-9a-f]+$/ || substr(line, 65, 2) != "  ") return ""
+  name = substr(line, 67)
+  if (!escaped) return line
+  for (i = 1; i <= length(name); i++) {
+    c = substr(name, i, 1)
+    if (c == "\\") {
+      c = substr(name, ++i, 1)
+      if (c == "n") c = "\n"; else if (c == "r") c = "\r"; else if (c != "\\") return ""
+    }
+    out = out c
+  }
+  return substr(line, 1, 66) out
+}'

@@ -71,30 +71,13 @@ verify_fast() {
   work=$(mktemp -d)
   # One pass over SHA256SUMS: the plain names to hash with openssl and the lines it must
   # print; the other names, unescaped, and the records sha256sum -z must print.
-  stream_awk -v w="$work/" '
-    function unescape(s,   out, i, c) {
-      for (i = 1; i <= length(s); i++) {
-        c = substr(s, i, 1)
-        if (c == "\\") {
-          c = substr(s, ++i, 1)
-          if (c == "n") c = "\n"; else if (c == "r") c = "\r"; else if (c != "\\") bad = 1
-        }
-        out = out c
-      }
-      return out
-    }
+  stream_awk -v w="$work/" "$sums_record_awk"'
     {
-      special = substr($0, 1, 1) == "\\"
-      line = special ? substr($0, 2) : $0
-      hash = substr(line, 1, 64)
-      if (length(line) < 67 || hash !~ /^[0-9a-f]+$/ || substr(line, 65, 2) != "  ") { bad = 1; exit }
-      name = substr(line, 67)
-      if (special) {
-        name = unescape(name)
-        printf "%s%c", name, 0 > (w "special"); printf "%s  %s%c", hash, name, 0 > (w "special.expected")
-      } else {
-        printf "%s%c", name, 0 > (w "plain"); print hash " *./" name > (w "plain.expected")
-      }
+      rec = sums_record($0)
+      if (rec == "") { bad = 1; exit }
+      name = substr(rec, 67)
+      if (substr($0, 1, 1) == "\\") { printf "%s%c", name, 0 > (w "special"); printf "%s%c", rec, 0 > (w "special.expected") }
+      else { printf "%s%c", name, 0 > (w "plain"); print substr(rec, 1, 64) " *./" name > (w "plain.expected") }
     }
     END { exit bad }' "$dir/SHA256SUMS" || ok=""
   if [[ -n "$ok" && -f "$work/plain" ]]; then
