@@ -4,6 +4,10 @@ import { defineConfig } from "vitest/config";
 // PostgreSQL clusters on this host) and e2e (real Docker daemons).
 export default defineConfig({
   test: {
+    // Two files at a time, of any suite: they wait on servers, daemons, cron minutes and
+    // kills far more than they compute (one worker kept 2 cores 35% busy), and each file has
+    // its own clusters, folders, ports, containers and networks.
+    maxWorkers: 2,
     projects: [
       {
         test: {
@@ -28,8 +32,6 @@ export default defineConfig({
           globalSetup: ["test/e2e/setup.ts"],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          // One Docker daemon (two for migration) on two cores: one file at a time.
-          fileParallelism: false,
         },
       },
     ],

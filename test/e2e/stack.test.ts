@@ -214,7 +214,8 @@ describe("the declared stack on a real Docker daemon", () => {
     // Killed once the job has stopped the app, mid-restore. Looked for often: on a fast
     // machine the app was down too briefly for a look every 2 s to see it.
     const job = await waitFor("the restore job to stop the app", 120, async () => {
-      const jobs = (await docker.must(["ps", "-q", "--filter", "label=edms-backup.restore-job"])).trim();
+      // This stack's job only (its network): another test file may run a restore job too.
+      const jobs = (await docker.must(["ps", "-q", "--filter", "label=edms-backup.restore-job", "--filter", `network=${network}`])).trim();
       const running = (await docker.must(["inspect", "--format", "{{.State.Running}}", app])).trim();
       return jobs !== "" && running === "false" ? jobs : undefined;
     }, 100);

@@ -40,8 +40,19 @@ export async function startCluster(password = "s3cret pw"): Promise<Cluster> {
   await mustRun("chown", ["-R", "postgres:postgres", dir]);
   const asPostgres = { user: "postgres" } as const;
   await mustRun(`${pgBin}/initdb`, ["-D", data, "-U", "edms", `--pwfile=${pwfile}`, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], asPostgres);
-  const port = await freePort();
-  await mustRun(`${pgBin}/pg_ctl`, ["-D", data, "-l", path.join(dir, "log"), "-w", "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"], asPostgres);
+  // A port found free can be taken before the server binds it (test files run two at a
+  // time): then another one.
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    const log = path.join(dir, "log");
+    const started = await run(`${pgBin}/pg_ctl`, ["-D", data, "-l", log, "-w", "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"], asPostgres);
+    if (started.code === 0) break;
+    const why = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
+    if (attempt >= 5 || !/could not bind|Address already in use/.test(why)) {
+      throw new Error(`pg_ctl start failed (exit ${started.code}): ${started.stderr}${why}`);
+    }
+  }
   const env = { PGHOST: "127.0.0.1", PGPORT: String(port), PGUSER: "edms", PGPASSWORD: password, PGDATABASE: "edms" };
   const cluster: Cluster = {
     env,
