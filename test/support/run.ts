@@ -70,7 +70,17 @@ export function lastLine(stdout: string): string {
   return lines[lines.length - 1];
 }
 
-let runtimeCopy: string | undefined;
+let runtimeCopy: string | undefined = process.env.EDMS_TEST_RUNTIME_COPY;
+
+/**
+ * The copy of runtime/ for other users, made once for a whole run by the runtime suite's
+ * setup (its test files inherit the variable); returns the teardown that removes it.
+ */
+export function shareRuntimeCopy(): () => void {
+  const dir = copyRuntime();
+  process.env.EDMS_TEST_RUNTIME_COPY = path.join(dir, "runtime");
+  return () => fs.rmSync(dir, { recursive: true, force: true });
+}
 
 /**
  * CMD, or for a program of runtime/ the same program in a copy every user can read: the
@@ -79,11 +89,17 @@ let runtimeCopy: string | undefined;
 function reachableByAll(cmd: string): string {
   if (!cmd.startsWith(runtimeDir + path.sep)) return cmd;
   if (!runtimeCopy) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-runtime-"));
-    fs.chmodSync(dir, 0o755);
+    // Without the suite's setup: a copy of this process's own.
+    const dir = copyRuntime();
     runtimeCopy = path.join(dir, "runtime");
-    fs.cpSync(runtimeDir, runtimeCopy, { recursive: true });
     process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
   }
   return path.join(runtimeCopy, path.relative(runtimeDir, cmd));
+}
+
+function copyRuntime(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-runtime-"));
+  fs.chmodSync(dir, 0o755);
+  fs.cpSync(runtimeDir, path.join(dir, "runtime"), { recursive: true });
+  return dir;
 }
