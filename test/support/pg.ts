@@ -43,9 +43,10 @@ export async function startCluster(password = "s3cret pw"): Promise<Cluster> {
   // A port found free can be taken before the server binds it (test files run two at a
   // time): then another one.
   let port = 0;
+  const log = path.join(dir, "log");
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
-    const log = path.join(dir, "log");
+    fs.rmSync(log, { force: true }); // this attempt's reasons only
     const started = await run(`${pgBin}/pg_ctl`, ["-D", data, "-l", log, "-w", "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"], asPostgres);
     if (started.code === 0) break;
     const why = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
