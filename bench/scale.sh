@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: bench/scale.sh [--files N[,N...]] [--dir DIR] [--keep]
+# Usage: bench/scale.sh [--files N[,N...]] [--dir DIR] [--keep] [--warm]
 #
 # How edms-backup's storage work grows with the number of files (issue 18). For each N
 # (default 100000,1000000) it generates N documents of 1-4 KB in folders of 1,000, then
@@ -13,16 +13,18 @@
 # edms-backup's figures are without its database part: the same command on an empty
 # storage folder (a tiny database) is timed apart and subtracted. Peak RSS is the largest
 # of any process of the command (GNU time's %M), the per-file cost is the time over N.
-# Every step starts from a cold page cache (timed).
+# Every step starts from a cold page cache (timed), or with --warm from whatever the steps
+# before it left cached (the tree just generated, the backup just written).
 # Needs root, the PostgreSQL 15 server binaries and GNU time (/usr/bin/time).
 set -euo pipefail
 
-counts=100000,1000000 keep="" dir=""
+counts=100000,1000000 keep="" dir="" warm=""
 while (($#)); do
   case "$1" in
     --files) counts=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --keep) keep=yes; shift ;;
+    --warm) warm=yes; shift ;;
     -h | --help) sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 1 ;;
   esac
@@ -85,6 +87,7 @@ timed() {
 # drop_caches: the page cache emptied (root), so that the next step reads from the disk.
 drop_caches() {
   sync
+  [[ -z "$warm" ]] || return 0
   echo 3 >/proc/sys/vm/drop_caches
 }
 
