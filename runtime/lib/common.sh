@@ -22,6 +22,9 @@ edms_command=${edms_command:-edms-backup}
 
 edms_said=()
 
+# This run's own temporary folder (private_tmpdir), removed by its exit trap.
+edms_tmpdir=""
+
 die() {
   edms_last_error=$*
   # A die in a command substitution ends only that subshell: the file tells the command.
@@ -236,6 +239,19 @@ take_lock() {
       die "another backup, prune or restore is running on $edms_dir (lock $edms_dir/.lock held): wait for it to finish"
   fi
   export EDMS_BACKUP_LOCK_HELD=1
+}
+
+# private_tmpdir: TMPDIR becomes a folder of this run's own, for its temporary files and
+# its children's (the checks it starts, its safety backup). The exit trap removes it with
+# remove_private_tmpdir: a run that fails or is stopped leaves nothing in the system's
+# TMPDIR, also of a child it stopped halfway.
+private_tmpdir() {
+  edms_tmpdir=$(mktemp -d) || die "cannot create a folder in ${TMPDIR:-/tmp}: free space there (or set TMPDIR)"
+  export TMPDIR=$edms_tmpdir
+}
+
+remove_private_tmpdir() {
+  [[ -z "${edms_tmpdir:-}" ]] || rm -rf -- "$edms_tmpdir" 2>/dev/null || true
 }
 
 # Removes what killed runs left behind: half-built backups and half-deleted ones.

@@ -58,13 +58,21 @@ async function resum(dir: string, files: string[]): Promise<void> {
 async function expectRefusedOnEmpty(target: Awaited<ReturnType<typeof newInstance>>, backupId: string, env: Record<string, string>, cause: RegExp): Promise<string> {
   const databases = () => target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres");
   const before = await databases();
-  const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, ...env } });
-  expect(result.code).not.toBe(0);
-  expect(result.stderr).toMatch(cause);
-  expect(await databases()).toBe(before);
-  expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")).toBe("0\n");
-  target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
-  return result.stderr;
+  // Nothing left in TMPDIR either: not the checks' log, not the load's, not the work of the
+  // checks stopped halfway.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "edms-tmpdir-"));
+  try {
+    const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, ...env, TMPDIR: tmp } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(cause);
+    expect(await databases()).toBe(before);
+    expect(await target.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")).toBe("0\n");
+    target.storage.forEach((dir) => expect(listDir(dir)).toEqual([]));
+    expect(fs.readdirSync(tmp)).toEqual([]);
+    return result.stderr;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 describe("restore onto a new instance", () => {
