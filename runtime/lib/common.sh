@@ -254,22 +254,32 @@ remove_private_tmpdir() {
   [[ -z "${edms_tmpdir:-}" ]] || rm -rf -- "$edms_tmpdir" 2>/dev/null || true
 }
 
-# Removes what killed runs left behind: half-built backups and half-deleted ones.
+# Removes what killed runs left behind: half-built backups and half-deleted ones, those the
+# record of what this folder's runs made names (made.sh), never a folder by its name alone.
 # Call with the lock held.
 clean_leftovers() {
-  local path
-  for path in "$edms_dir"/.tmp-* "$edms_dir"/.deleting-*; do
-    [[ -d "$path" ]] || continue
-    say "removing leftover $(basename "$path") of an interrupted run"
-    rm -rf -- "$path"
-  done
+  remove_made_folders build
+  remove_made_folders deleting
 }
 
 # delete_backup ID: renamed out of sight first, so a half-deleted backup is never listed.
 delete_backup() {
   local id=$1
+  made_folder deleting ".deleting-$id"
   mv -- "$edms_dir/$id" "$edms_dir/.deleting-$id"
   rm -rf -- "$edms_dir/.deleting-$id"
+  unmade_folder deleting ".deleting-$id"
+}
+
+# need_jq: jq reads every JSON the runtime reads (restic's, the manifests, Docker's).
+need_jq() {
+  command -v jq >/dev/null ||
+    die "jq is not installed: install it (Debian: apt-get install jq), or use the scheduler's image, which has it"
+}
+
+# path_hash PATH: a short digest of a path (any bytes but NUL), for records of it.
+path_hash() {
+  printf '%s' "$1" | sha256sum | cut -c1-16
 }
 
 # secret_fingerprint SALT VALUE: what a backup records of a secret, and restore compares.
@@ -285,3 +295,5 @@ source "$EDMS_BACKUP_ROOT/lib/status.sh"
 source "$EDMS_BACKUP_ROOT/lib/format.sh"
 # shellcheck source=SCRIPTDIR/notify.sh
 source "$EDMS_BACKUP_ROOT/lib/notify.sh"
+# shellcheck source=SCRIPTDIR/made.sh
+source "$EDMS_BACKUP_ROOT/lib/made.sh"

@@ -18,7 +18,7 @@ docker_api() {
 container_running() {
   local status
   status=$(docker_api GET "/containers/$1/json")
-  [[ "$status" == 200 ]] && grep -q '"Running":true' "$docker_api_body"
+  [[ "$status" == 200 ]] && jq -e '.State.Running == true' "$docker_api_body" >/dev/null 2>&1
 }
 
 # container_stop NAME / container_start NAME: true when done or already so.

@@ -10,9 +10,11 @@
 # that key, and only those host keys; files, or their content in *_CONTENT),
 # EDMS_BACKUP_STACK (default "edms").
 #
-# The repository's id is remembered in EDMS_BACKUP_DIR/.offsite once used: a repository
-# that is then missing (an unmounted disk, another bucket or prefix) is an error, never
-# initialised anew. EDMS_BACKUP_DIR/.offsite-ids caches which backups are off-site (for
+# Only `backup` and `offsite push` create a repository (offsite_open create), and only
+# while none was ever used; they remember its id in EDMS_BACKUP_DIR/.offsite. Every command
+# that reads the repository checks its id against that one: a repository that is then
+# missing or another (an unmounted disk, another bucket or prefix, a typo on a new VM) is an
+# error, never initialised anew, never remembered. restic's JSON is read with jq, by key. EDMS_BACKUP_DIR/.offsite-ids caches which backups are off-site (for
 # list); .offsite-cache is restic's cache.
 #
 # Reads: edms_dir
@@ -35,6 +37,7 @@ offsite_setup() {
     offsite_die "EDMS_BACKUP_STACK='$offsite_stack' may hold only letters, digits, '.', '_' and '-': set it to the stack's name"
   offsite_host="edms-$offsite_stack"
   command -v restic >/dev/null || offsite_die "RESTIC_REPOSITORY is set but restic is not installed: use the scheduler image with restic (README, \"Off-site copies\")"
+  need_jq
   [[ -n "${RESTIC_PASSWORD:-}" || -n "${RESTIC_PASSWORD_FILE:-}" || -n "${RESTIC_PASSWORD_COMMAND:-}" ]] ||
     offsite_die "RESTIC_REPOSITORY is set but no RESTIC_PASSWORD or RESTIC_PASSWORD_FILE: set the repository's password (stack config offsitePassword, a secret)"
   if [[ -n "${RESTIC_CACERT:-}" && ! -r "$RESTIC_CACERT" ]]; then
@@ -79,9 +82,10 @@ restic_run() {
   return "$rc"
 }
 
-# offsite_where: the repository as it may be shown (user and password of a URL cut).
+# offsite_where: the repository as it may be shown: the user-info of a URL cut up to its
+# last '@' before the host's '/' (a password may hold '@' too), and any query.
 offsite_where() {
-  printf '%s' "$RESTIC_REPOSITORY" | sed -E 's#(://)[^/@]*@#\1#'
+  printf '%s' "$RESTIC_REPOSITORY" | sed -E 's#(://)[^/]*@#\1#; s#\?.*##'
 }
 
 # offsite_problem STDERR: one line naming the cause of a failed restic call and the fix.
@@ -123,48 +127,65 @@ offsite_missing() {
   esac
 }
 
-# offsite_open: the repository is reachable, opens with the password, and is the one this
-# backup folder's backups went to; initialised only when none was ever used. Dies naming
+# restic_json VAR ARG...: restic's standard output (its JSON) into VAR, its messages into
+# restic_err; fails as restic does.
+restic_json() {
+  local -n into=$1
+  local errors rc=0
+  shift
+  errors=$(mktemp)
+  into=$(restic_run "$@" 2>"$errors") || rc=$?
+  restic_err=$(<"$errors")
+  rm -f -- "$errors"
+  return "$rc"
+}
+
+# offsite_open [create]: the repository is reachable, opens with the password, and is the
+# one this backup folder's backups went to. With "create" (backup, offsite push) one is
+# initialised when none is there and none was ever used, and its id remembered; every
+# other command changes nothing: a missing repository is one line, naming it. Dies naming
 # the cause otherwise.
 offsite_open() {
-  local out remembered id
+  local create=${1:-} out remembered id
   remembered=$(kv_get "$edms_dir/.offsite" repository_id 2>/dev/null || true)
-  if ! out=$(restic_run cat config 2>&1); then
-    offsite_missing "$out" || offsite_die "$(offsite_problem "$out")"
+  if ! restic_json out cat config; then
+    offsite_missing "$restic_err" || offsite_die "$(offsite_problem "$restic_err")"
     if [[ -n "$remembered" ]]; then
       offsite_die "the off-site repository $(offsite_where) is missing, but this stack's backups went to repository ${remembered:0:8} there: mount the disk or fix RESTIC_REPOSITORY (bucket, prefix); to start a new repository on purpose, delete $edms_dir/.offsite"
     fi
+    [[ -n "$create" ]] ||
+      offsite_die "no restic repository at $(offsite_where): check RESTIC_REPOSITORY (stack config offsite.repository); nothing was changed (only a backup or 'edms-backup offsite push' creates one)"
     say "initialising the off-site repository $(offsite_where)"
     out=$(restic_run init 2>&1) || offsite_die "$(offsite_problem "$out")"
-    out=$(restic_run cat config 2>&1) || offsite_die "$(offsite_problem "$out")"
+    restic_json out cat config || offsite_die "$(offsite_problem "$restic_err")"
   fi
-  [[ "$out" =~ \"id\":\ *\"([0-9a-f]{64})\" ]] || offsite_die "off-site repository $(offsite_where): cannot read its id from restic cat config"
-  id=${BASH_REMATCH[1]}
+  id=$(jq -r '.id // empty' <<<"$out" 2>/dev/null) || id=""
+  [[ "$id" =~ ^[0-9a-f]{64}$ ]] || offsite_die "off-site repository $(offsite_where): cannot read its id from restic cat config"
   if [[ -n "$remembered" && "$remembered" != "$id" ]]; then
     offsite_die "the off-site repository $(offsite_where) is ${id:0:8}, not ${remembered:0:8} where this stack's backups went: fix RESTIC_REPOSITORY; to switch repositories on purpose, delete $edms_dir/.offsite"
   fi
-  [[ -n "$remembered" ]] || kv_set "$edms_dir/.offsite" repository_id "$id" repository "$(offsite_where)"
+  [[ -n "$remembered" || -z "$create" ]] || kv_set "$edms_dir/.offsite" repository_id "$id" repository "$(offsite_where)"
 }
 
 # offsite_index: this stack's off-site backups, "ID SNAPSHOT BYTES" lines sorted by id,
-# into offsite_ids (and the cache list reads).
+# into offsite_ids (and the cache list reads). Call after offsite_open.
 offsite_index() {
-  local json out line tags snap bid bytes re='"tags":\[([^]]*)\](,"original":"[0-9a-f]+")?,"id":"([0-9a-f]{64})"'
-  json=$(restic_run snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack" 2>&1) ||
-    offsite_die "$(offsite_problem "$json")"
-  out=""
-  # grep cuts the one-line JSON into a line per snapshot: linear in their number (cutting
-  # each match off the front of the string in bash was quadratic: docs/performance.md).
-  while IFS= read -r line; do
-    [[ "$line" =~ $re ]] || continue
-    tags=${BASH_REMATCH[1]} snap=${BASH_REMATCH[3]}
-    [[ "$tags" =~ \"id=([0-9]{8}_[0-9]{6})\" ]] || continue
-    bid=${BASH_REMATCH[1]} bytes=0
-    [[ "$tags" =~ \"bytes=([0-9]+)\" ]] && bytes=${BASH_REMATCH[1]}
-    out+="$bid $snap $bytes"$'\n'
-  done < <(grep -oE -- "$re" <<<"$json")
-  offsite_ids=${out%$'\n'}
+  local json
+  restic_json json snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack" ||
+    offsite_die "$(offsite_problem "$restic_err")"
+  offsite_ids=$(snapshots_index <<<"$json") ||
+    offsite_die "off-site repository $(offsite_where): cannot read restic's list of snapshots (restic $(restic version 2>/dev/null | cut -d' ' -f2))"
   offsite_save_ids
+}
+
+# snapshots_index: restic's `snapshots --json` (stdin) as "ID SNAPSHOT BYTES" lines, one a
+# snapshot that carries an id=YYYYMMDD_HHMMSS tag (BYTES from its bytes= tag, else 0). By
+# key, whatever restic adds (program_version in 0.16, summary in 0.17).
+snapshots_index() {
+  jq -r '.[] | (.tags // []) as $t
+    | ($t | map(select(test("^id=[0-9]{8}_[0-9]{6}$"))) | first // empty | ltrimstr("id=")) as $bid
+    | (($t | map(select(test("^bytes=[0-9]+$"))) | first // "bytes=0") | ltrimstr("bytes=")) as $bytes
+    | "\($bid) \(.id) \($bytes)"'
 }
 
 # offsite_save_ids: offsite_ids into the cache list reads (after an index or pushes).
@@ -190,21 +211,30 @@ offsite_push() {
   bytes=$(du -sb -- "$edms_dir/$id" | cut -f1)
   when="${id:0:4}-${id:4:2}-${id:6:2} ${id:9:2}:${id:11:2}:${id:13:2}"
   say "copying backup $id off-site to $(offsite_where)"
+  local summary="" snap added errors
+  errors=$(mktemp)
   if ! out=$(cd "$edms_dir/$id" && TZ=UTC restic_run backup . --quiet --json --host "$offsite_host" --time "$when" \
     --tag edms-backup --tag "stack=$offsite_stack" --tag "id=$id" --tag "bytes=$bytes" \
-    --ignore-ctime ${parent:+--parent "$parent"} 2>&1) ||
-    [[ ! "$out" =~ \"snapshot_id\":\"([0-9a-f]+)\" ]]; then
+    --ignore-ctime ${parent:+--parent "$parent"} 2>"$errors"); then
+    out=$(<"$errors")
+    rm -f -- "$errors"
     die "off-site copy of backup $id failed: $(offsite_problem "$out"); the local backup is complete, and the next backup copies it again"
   fi
-  offsite_ids+="${offsite_ids:+$'\n'}$id ${BASH_REMATCH[1]} $bytes"
-  [[ "$out" =~ \"data_added\":([0-9]+) ]] && say "backup $id is off-site: $(human_bytes "${BASH_REMATCH[1]}") added to the repository"
+  rm -f -- "$errors"
+  # The summary message, by key; lines that are not JSON are passed over.
+  summary=$(jq -R -r 'fromjson? | select(type == "object" and .message_type == "summary") | "\(.snapshot_id // "") \(.data_added // 0)"' <<<"$out" | tail -n 1)
+  read -r snap added <<<"$summary"
+  [[ "$snap" =~ ^[0-9a-f]{64}$ ]] ||
+    die "off-site copy of backup $id failed: restic named no snapshot for it; the local backup is complete, and the next backup copies it again"
+  offsite_ids+="${offsite_ids:+$'\n'}$id $snap $bytes"
+  say "backup $id is off-site: $(human_bytes "${added:-0}") added to the repository"
   return 0
 }
 
 # offsite_catch_up: every local backup not yet off-site copied, oldest first.
 offsite_catch_up() {
   local id
-  offsite_open
+  offsite_open create
   offsite_index
   while read -r id; do
     [[ -n "$id" ]] || continue
@@ -223,20 +253,22 @@ offsite_pull() {
   offsite_index
   snap=$(offsite_snapshot "$id") ||
     die "backup $id is neither in $edms_dir nor in the off-site repository $(offsite_where): run 'edms-backup offsite list' for the ids there"
-  rm -rf -- "$tmp"
+  [[ ! -e "$tmp" ]] || die "$tmp exists and edms-backup did not make it: move it out of $edms_dir, then pull again"
+  made_folder build ".tmp-$id"
   mkdir -m 0700 -- "$tmp"
   say "pulling backup $id from the off-site repository $(offsite_where)"
   if ! out=$(restic_run restore "$snap" --target "$tmp" 2>&1); then
-    rm -rf -- "$tmp"
+    rm -rf -- "$tmp" && unmade_folder build ".tmp-$id"
     die "pulling backup $id failed: $(offsite_problem "$out"); nothing was kept"
   fi
   # shellcheck source=SCRIPTDIR/verify.sh
   source "$EDMS_BACKUP_ROOT/lib/verify.sh"
   local err
   if ! err=$( (verify_backup ".tmp-$id") 2>&1); then
-    rm -rf -- "$tmp"
+    rm -rf -- "$tmp" && unmade_folder build ".tmp-$id"
     die "backup $id pulled from off-site does not check out (${err##*: }): nothing was kept; run 'edms-backup offsite check --read-data'"
   fi
   mv -- "$tmp" "$edms_dir/$id"
+  unmade_folder build ".tmp-$id"
   say "backup $id pulled and checked against its SHA256SUMS"
 }

@@ -56,6 +56,11 @@ SELECT 'CREATE TEMP TABLE edms_counts AS ' || coalesce(string_agg(
 SQL
 }
 
+# psql_maintenance: psql on the maintenance database (CREATE, DROP and RENAME of others).
+psql_maintenance() {
+  PGDATABASE=${maintenance_db:-${EDMS_BACKUP_MAINTENANCE_DB:-postgres}} psql_run "$@"
+}
+
 psql_run() {
   psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }

@@ -86,7 +86,10 @@ SQL
   # A method the server lacks (built without lz4, or older than 14) is not asked for.
   [[ ",$server_toast_methods," == *",$toast_compression,"* ]] || toast_compression=""
   restore_major=$(client_major pg_restore)
-  dump_num=$(grep -o '"serverVersionNum": [0-9]*' "$backup/manifest.json" | grep -o '[0-9]*$' || echo 0)
+  need_jq
+  dump_num=$(jq -r '.database.serverVersionNum' -- "$backup/manifest.json" 2>/dev/null) || dump_num=""
+  [[ "$dump_num" =~ ^[0-9]+$ ]] ||
+    die "cannot read the PostgreSQL version backup $id was taken from (manifest.json, database.serverVersionNum): run 'edms-backup verify $id'"
   ((restore_major >= dump_num / 10000)) ||
     die "pg_restore $restore_major is older than the PostgreSQL $((dump_num / 10000)) the backup was taken from: use the image postgres:$((dump_num / 10000))-bookworm or newer"
   # A database whose tables hold no row, as on a new instance whose application has

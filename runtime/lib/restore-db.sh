@@ -8,24 +8,16 @@
 # Sets:  pg_restore_pid pg_restore_log, table_report restored_rows, previous_db, and the
 #        recovery record's staging_created / connections_blocked / database_swapped.
 
-# psql_maintenance: psql on the maintenance database (CREATE, DROP and RENAME of others).
-psql_maintenance() {
-  PGDATABASE=$maintenance_db psql_run "$@"
-}
-
-# start_database_staging: the staging database created (a leftover of an interrupted run
-# dropped first) and its load started in the background.
+# start_database_staging: the staging database created (one an interrupted run of this
+# backup folder left dropped first; anyone else's refused) and its load started in the
+# background.
 start_database_staging() {
-  local err encoding
+  local encoding kind=staging
   say "restoring the database into $staging_db"
   encoding=$(info_get "$id" db_encoding || echo UTF8)
-  err=$(psql_maintenance -v name="$staging_db" -v enc="$encoding" 2>&1 <<'SQL'
-SET client_min_messages = warning;
-DROP DATABASE IF EXISTS :"name" WITH (FORCE);
-CREATE DATABASE :"name" TEMPLATE template0 ENCODING :'enc';
-SQL
-  ) || die "cannot create database $staging_db: $(first_error_line "$err"): PGUSER needs CREATEDB (or be the superuser)"
+  [[ "$edms_command" != *drill ]] || kind=drill
   recovery[staging_created]=yes
+  create_made_database "$kind" "$staging_db" "$encoding"
   step staging.database-created
   pg_restore_log=$(mktemp)
   # Settings that speed a bulk load and cost nothing in safety (the data is in the backup);

@@ -7,8 +7,12 @@
 # Reads: backup targets (set by check_storage_targets)
 # Sets:  staging_pid, and the recovery record's storage_swapped.
 
-# start_storage_staging: stage_storage started in the background.
+# start_storage_staging: stage_storage started in the background, each target's staging
+# folders recorded first (made.sh: only what a record names is ever removed from a storage
+# folder; the background job writes no record, the main process does).
 start_storage_staging() {
+  local target
+  for target in "${targets[@]}"; do made_folder stage "$(path_hash "$target")"; done
   stage_storage &
   staging_pid=$!
 }
@@ -51,12 +55,21 @@ stage_storage() {
   rm -f -- "$errors"
 }
 
-# discard_staged_storage: what staging left in the targets, removed (nothing live).
+# discard_staged_storage: what staging left in the targets, removed (nothing live), where
+# the record says this folder's restore staged.
 discard_staged_storage() {
   local target
   for target in "${targets[@]}"; do
+    staged_here "$target" || continue
     rm -rf -- "$target/.edms-restore-stage" "$target/.edms-restore-ready"
+    unmade_folder stage "$(path_hash "$target")"
   done
+}
+
+# staged_here TARGET: whether a restore of this backup folder staged into TARGET: its
+# record, or a stopped restore's journal (which names the targets' swap as still to do).
+staged_here() {
+  folder_made stage "$(path_hash "$1")" || [[ -n "$(journal_phase)" ]]
 }
 
 # storage_swap_pending TARGET: whether TARGET is in the middle of a swap (its old entries
@@ -71,12 +84,14 @@ storage_swap_pending() {
 finish_interrupted_swaps() {
   local target
   for target in "${targets[@]}"; do
+    staged_here "$target" || continue
     rm -rf -- "$target/.edms-restore-stage"
     if storage_swap_pending "$target"; then
       say "finishing the storage swap an interrupted restore left in $target"
       swap_folder "$target"
     fi
     rm -rf -- "$target/.edms-restore-ready"
+    unmade_folder stage "$(path_hash "$target")"
   done
 }
 
@@ -86,6 +101,7 @@ swap_storage() {
     [[ -d "${targets[i]}/.edms-restore-ready" ]] || storage_swap_pending "${targets[i]}" || continue
     swap_folder "${targets[i]}" "$((i + 1))"
   done
+  for ((i = 0; i < ${#targets[@]}; i++)); do unmade_folder stage "$(path_hash "${targets[i]}")"; done
   recovery[storage_swapped]=yes
 }
 

@@ -319,7 +319,3 @@ copy_tree() {
     *) die "copying storage folder $src failed: $(first_error_line "$err")" ;;
   esac
 }
-
-path_hash() {
-  printf '%s' "$1" | sha256sum | cut -c1-16
-}

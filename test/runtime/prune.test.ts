@@ -103,20 +103,7 @@ describe("prune of the databases restores kept", () => {
     const after = await world.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'edms\\_prerestore\\_%'", "postgres");
     expect(Number(after)).toBe(0);
   });
-
-  it("drops a staging database a stopped restore left, unless its journal still needs it", async () => {
-    await world.cluster.psql('CREATE DATABASE "edms_restoring_20260101_000000"; CREATE DATABASE "edms_restoring_20260102_000000"', "postgres");
-    fs.writeFileSync(path.join(world.backupDir, ".restore-journal"), "id=20260102_000000\ndb=edms\nstaging_db=edms_restoring_20260102_000000\nphase=staged\n");
-    try {
-      const pruned = await world.edms(["prune"]);
-      expect(pruned.code, pruned.stderr).toBe(0);
-      const left = await world.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'edms\\_restoring\\_%'", "postgres");
-      expect(left).toBe("edms_restoring_20260102_000000\n");
-    } finally {
-      fs.rmSync(path.join(world.backupDir, ".restore-journal"), { force: true });
-      await world.cluster.psql('DROP DATABASE IF EXISTS "edms_restoring_20260102_000000"', "postgres");
-    }
-  });
+  // Staging databases a stopped restore left: test/runtime/ownership.test.ts.
 });
 
 // Grandfather-father-son: each rule as restic's forget defines it, so restic itself is the

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -562,6 +563,8 @@ describe("an interrupted restore", () => {
     fs.mkdirSync(path.join(target, ".edms-restore-old"));
     fs.renameSync(path.join(target, "random.bin"), path.join(target, ".edms-restore-old", "random.bin"));
     fs.writeFileSync(path.join(target, "junk-from-before"), "x");
+    // What the stopped restore recorded before it staged into the folder (lib/made.sh).
+    fs.appendFileSync(path.join(world.backupDir, ".made"), `folder:stage\t-\t-\t${pathHash(fs.realpathSync(target))}\n`);
     const result = await world.edms(["restore", id, "--yes"]);
     expect(result.stderr).toContain("finishing the storage swap");
     expect(result.code).toBe(0);
@@ -646,3 +649,8 @@ describe("what the database carries besides its tables", () => {
     }
   });
 });
+
+/** The runtime's path_hash: the first 16 hex digits of the path's SHA-256. */
+function pathHash(p: string): string {
+  return createHash("sha256").update(p).digest("hex").slice(0, 16);
+}

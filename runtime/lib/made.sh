@@ -1,0 +1,183 @@
+# shellcheck shell=bash
+# The record of what this tool made: EDMS_BACKUP_DIR/.made. A database or folder is dropped,
+# removed or renamed only when a line here says this backup folder's runs made it, never
+# because of its name: another role's edms_drill_reports, or the staging database of a
+# restore run from another backup folder against the same server, is left alone.
+#
+# One line a thing, tab-separated: KIND SERVER OID NAME
+#   database:staging database:drill database:previous   SERVER is the cluster's
+#       system_identifier, OID the database's ("-" between the record and CREATE DATABASE
+#       answering: the name was free just before, so a database of that name is ours)
+#   folder:build folder:deleting folder:drill           NAME relative to EDMS_BACKUP_DIR
+#   folder:stage                                        NAME the SHA-256 of the storage
+#       folder's path (a path may hold any byte but NUL)
+# Written with the lock held, atomically (beside, synced, renamed).
+#
+# Reads: edms_dir maintenance_db (psql_maintenance)
+# Sets:  edms_server_id (server_id, once per run)
+edms_server_id=""
+
+made_file() {
+  printf '%s/.made\n' "$edms_dir"
+}
+
+# made_rewrite AWK_PROGRAM [AWK_ARGS...]: the record, filtered through awk, put in place.
+made_rewrite() {
+  local file tmp
+  file=$(made_file)
+  tmp="$file.$$"
+  { [[ ! -f "$file" ]] || cat -- "$file"; } | awk -F '\t' -v OFS='\t' "$@" >"$tmp" || { rm -f -- "$tmp"; return 1; }
+  sync -- "$tmp" 2>/dev/null || sync
+  mv -f -- "$tmp" "$file"
+  sync -- "$edms_dir" 2>/dev/null || true
+}
+
+# made_add KIND SERVER OID NAME: one thing made (a record of it replaced).
+made_add() {
+  # shellcheck disable=SC2016 # awk's fields
+  made_rewrite -v k="$1" -v s="$2" -v o="$3" -v n="$4" \
+    '!($1 == k && $2 == s && $4 == n) { print } END { print k, s, o, n }'
+}
+
+# made_forget KIND SERVER NAME: removed, or never made.
+made_forget() {
+  [[ -f "$(made_file)" ]] || return 0
+  # shellcheck disable=SC2016 # awk's fields
+  made_rewrite -v k="$1" -v s="$2" -v n="$3" '!($1 == k && $2 == s && $4 == n)'
+}
+
+# made_list KIND [SERVER]: "OID<TAB>NAME" of each thing of KIND (on SERVER).
+made_list() {
+  local file
+  file=$(made_file)
+  [[ -f "$file" ]] || return 0
+  awk -F '\t' -v OFS='\t' -v k="$1" -v s="${2:--}" '$1 == k && $2 == s { print $3, $4 }' "$file"
+}
+
+# made_has KIND SERVER NAME: whether a record says so; prints its OID.
+made_has() {
+  local oid name
+  while IFS=$'\t' read -r oid name; do
+    [[ "$name" == "$3" ]] && { printf '%s\n' "$oid"; return 0; }
+  done < <(made_list "$1" "$2")
+  return 1
+}
+
+# --- folders -------------------------------------------------------------------------
+
+# made_folder KIND NAME: recorded before mkdir (a record of a folder never made is harmless).
+made_folder() {
+  made_add "folder:$1" - - "$2"
+}
+
+folder_made() {
+  made_has "folder:$1" - "$2" >/dev/null
+}
+
+unmade_folder() {
+  made_forget "folder:$1" - "$2"
+}
+
+# remove_made_folders KIND: every folder of KIND in EDMS_BACKUP_DIR a record names, removed
+# with its record; says what it removed.
+remove_made_folders() {
+  local kind=$1 oid name
+  while IFS=$'\t' read -r oid name; do
+    [[ -n "$name" && "$name" != */* && "$name" != . && "$name" != .. ]] || continue
+    if [[ -e "$edms_dir/$name" ]]; then
+      say "removing $name, left by an interrupted run"
+      rm -rf -- "${edms_dir:?}/$name"
+    fi
+    unmade_folder "$kind" "$name"
+  done < <(made_list "folder:$kind")
+}
+
+# --- databases -----------------------------------------------------------------------
+
+# server_id: the cluster's system_identifier (readable by any role), into edms_server_id
+# once per run (not in a subshell: the answer is kept).
+server_id() {
+  [[ -z "$edms_server_id" ]] || return 0
+  local err
+  err=$(psql_maintenance 2>&1 <<<'SELECT system_identifier FROM pg_control_system()') ||
+    die "cannot ask the database server for its identity ($(first_error_line "$err")): check PGHOST, PGUSER and EDMS_BACKUP_MAINTENANCE_DB"
+  edms_server_id=$err
+}
+
+# database_oid NAME: the OID of database NAME, or nothing when there is none.
+database_oid() {
+  psql_maintenance -v name="$1" <<<"SELECT oid FROM pg_database WHERE datname = :'name'"
+}
+
+# database_made KIND NAME: whether database NAME on this server is the one this folder's
+# record says it made (same OID; a pending record: a database of that name).
+database_made() {
+  local recorded oid
+  server_id
+  recorded=$(made_has "database:$1" "$edms_server_id" "$2") || return 1
+  oid=$(database_oid "$2") || return 1
+  [[ -n "$oid" && ("$recorded" == - || "$recorded" == "$oid") ]]
+}
+
+# create_made_database KIND NAME ENCODING: CREATE DATABASE NAME, recorded. A database of
+# that name that this folder made (a stopped run's) is dropped first; anyone else's is
+# refused, untouched.
+create_made_database() {
+  local kind=$1 name=$2 encoding=$3 err oid
+  [[ "$name" != *[[:cntrl:]]* ]] || die "database name '${name//[[:cntrl:]]/?}' holds a control character: name the database without one (PGDATABASE)"
+  server_id
+  oid=$(database_oid "$name") || die "cannot read the databases of the server: check PGUSER and EDMS_BACKUP_MAINTENANCE_DB"
+  if [[ -n "$oid" ]]; then
+    database_made "$kind" "$name" || die "$(foreign_database_problem "$name")"
+    drop_made_database "$kind" "$name"
+  fi
+  made_add "database:$kind" "$edms_server_id" - "$name"
+  if ! err=$(psql_maintenance -v name="$name" -v enc="$encoding" 2>&1 <<<'CREATE DATABASE :"name" TEMPLATE template0 ENCODING :'"'enc'"); then
+    made_forget "database:$kind" "$edms_server_id" "$name"
+    [[ "$err" != *"already exists"* ]] || die "$(foreign_database_problem "$name")"
+    die "cannot create database $name: $(first_error_line "$err"): PGUSER needs CREATEDB (or be the superuser)"
+  fi
+  oid=$(database_oid "$name") && [[ -n "$oid" ]] && made_add "database:$kind" "$edms_server_id" "$oid" "$name"
+}
+
+foreign_database_problem() {
+  printf 'database %s exists and was not made by edms-backup for %s (no record in %s): it is left alone; rename or drop it yourself if it is not needed' \
+    "$1" "$edms_dir" "$(made_file)"
+}
+
+# drop_made_database KIND NAME: NAME dropped (its sessions ended) when this folder made it,
+# and its record forgotten once it is gone; returns 1 when it is someone else's.
+drop_made_database() {
+  local kind=$1 name=$2 err
+  server_id
+  if [[ -z "$(database_oid "$name")" ]]; then
+    made_forget "database:$kind" "$edms_server_id" "$name"
+    return 0
+  fi
+  database_made "$kind" "$name" || return 1
+  err=$(psql_maintenance -v name="$name" 2>&1 <<<'DROP DATABASE IF EXISTS :"name" WITH (FORCE)') ||
+    die "cannot drop database $name, which edms-backup made: $(first_error_line "$err")"
+  made_forget "database:$kind" "$edms_server_id" "$name"
+}
+
+# made_database KIND OID NAME / unmade_database KIND NAME: a database of this server on
+# record, or no longer.
+made_database() {
+  server_id
+  made_add "database:$1" "$edms_server_id" "$2" "$3"
+}
+
+unmade_database() {
+  server_id
+  made_forget "database:$1" "$edms_server_id" "$2"
+}
+
+# made_databases KIND: the names of this server's databases of KIND on record.
+made_databases() {
+  local oid name
+  server_id
+  while IFS=$'\t' read -r oid name; do
+    [[ -n "$name" ]] && printf '%s\n' "$name"
+  done < <(made_list "database:$1" "$edms_server_id")
+  return 0
+}
