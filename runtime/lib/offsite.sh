@@ -178,6 +178,12 @@ offsite_index() {
   offsite_save_ids
 }
 
+# backup_summary: restic backup --json's output (stdin) as "SNAPSHOT DATA_ADDED": its summary
+# message, by key; lines that are not JSON are passed over.
+backup_summary() {
+  jq -R -r 'fromjson? | select(type == "object" and .message_type == "summary") | "\(.snapshot_id // "") \(.data_added // 0)"' | tail -n 1
+}
+
 # snapshots_index: restic's `snapshots --json` (stdin) as "ID SNAPSHOT BYTES" lines, one a
 # snapshot that carries an id=YYYYMMDD_HHMMSS tag (BYTES from its bytes= tag, else 0). By
 # key, whatever restic adds (program_version in 0.16, summary in 0.17).
@@ -221,10 +227,10 @@ offsite_push() {
     die "off-site copy of backup $id failed: $(offsite_problem "$out"); the local backup is complete, and the next backup copies it again"
   fi
   rm -f -- "$errors"
-  # The summary message, by key; lines that are not JSON are passed over.
-  summary=$(jq -R -r 'fromjson? | select(type == "object" and .message_type == "summary") | "\(.snapshot_id // "") \(.data_added // 0)"' <<<"$out" | tail -n 1)
+  summary=$(backup_summary <<<"$out")
   read -r snap added <<<"$summary"
-  [[ "$snap" =~ ^[0-9a-f]{64}$ ]] ||
+  # restic 0.14 names the snapshot by its short id here, later versions in full.
+  [[ "$snap" =~ ^[0-9a-f]{8,64}$ ]] ||
     die "off-site copy of backup $id failed: restic named no snapshot for it; the local backup is complete, and the next backup copies it again"
   offsite_ids+="${offsite_ids:+$'\n'}$id $snap $bytes"
   say "backup $id is off-site: $(human_bytes "${added:-0}") added to the repository"

@@ -187,6 +187,76 @@ describe("off-site copies over S3 (Swift s3api, TLS)", () => {
   });
 });
 
+// Issue 32, findings 2, 3 and 8: read-only commands never create, every command checks the
+// repository's id, and offsite prune counts days, weeks and months as prune does.
+describe("a repository is created only by a backup or a push, and is always the remembered one", () => {
+  it("a new VM with a mistyped repository: check, pull, list, prune and restore say 'no restic repository', create and remember nothing; fixed, the pull works", async () => {
+    const env = s3Repo();
+    const taken = await backup(env);
+    expect(taken.code, taken.stderr).toBe(0);
+    const newVm = { ...env, EDMS_BACKUP_DIR: path.join(world.root, `new-vm-backups-${repoNo}`), RESTIC_REPOSITORY: `${env.RESTIC_REPOSITORY}-typo` };
+    fs.mkdirSync(newVm.EDMS_BACKUP_DIR);
+    for (const args of [["offsite", "check"], ["offsite", "pull", taken.id], ["offsite", "list"], ["offsite", "prune", "--dry-run"], ["restore", taken.id, "--yes"]]) {
+      const result = await world.edms(args, { env: newVm });
+      expect(result.code, args.join(" ")).toBe(1);
+      expect(result.stderr.trim().split("\n").pop(), args.join(" ")).toMatch(/: no restic repository at s3:https:\/\/127\.0\.0\.1:\d+\/edms-\d+-typo: check RESTIC_REPOSITORY/);
+      expect(result.stderr, args.join(" ")).not.toMatch(/initialising/);
+    }
+    expect(listDir(newVm.EDMS_BACKUP_DIR).filter((n) => !["lock", ".lock", ".made"].includes(n))).toEqual([]);
+    const probe = await run("restic", ["--cacert", env.RESTIC_CACERT, "--no-cache", "cat", "config"], { env: newVm });
+    expect(probe.code).not.toBe(0);
+    const pulled = await world.edms(["offsite", "pull", taken.id], { env: { ...newVm, RESTIC_REPOSITORY: env.RESTIC_REPOSITORY } });
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(listDir(newVm.EDMS_BACKUP_DIR)).toContain(taken.id);
+  });
+
+  it("list, check and pull against a re-initialised repository refuse, naming both ids, and keep the off-site marks", async () => {
+    const env = { RESTIC_REPOSITORY: path.join(world.root, `local-repo-${++repoNo}`), RESTIC_PASSWORD: "local pw", EDMS_BACKUP_STACK: "prod", EDMS_BACKUP_DIR: path.join(world.root, `backups-${repoNo}`) };
+    const taken = await backup(env);
+    expect(taken.code, taken.stderr).toBe(0);
+    const marks = fs.readFileSync(path.join(env.EDMS_BACKUP_DIR, ".offsite-ids"), "utf8");
+    expect(marks).toContain(taken.id);
+    fs.rmSync(env.RESTIC_REPOSITORY, { recursive: true });
+    await mustRun("restic", ["init", "-q", "--cache-dir", path.join(world.root, "reinit-cache")], { env });
+    for (const args of [["offsite", "list"], ["offsite", "check"], ["offsite", "pull", "20000101_000000"]]) {
+      const result = await world.edms(args, { env });
+      expect(result.code, args.join(" ")).toBe(1);
+      expect(result.stderr.trim().split("\n"), args.join(" ")).toEqual([expect.stringMatching(/off-site repository .* is [0-9a-f]{8}, not [0-9a-f]{8} where this stack's backups went: fix RESTIC_REPOSITORY/)]);
+    }
+    expect(fs.readFileSync(path.join(env.EDMS_BACKUP_DIR, ".offsite-ids"), "utf8")).toBe(marks);
+    expect((await world.edms(["list"], { env })).stdout).toMatch(new RegExp(`^${taken.id} .* off-site$`, "m"));
+  });
+
+  // The same ids in both, around the DST changes of Europe/Berlin and ISO week 53 of 2020
+  // (28 December 2020 to 3 January 2021), and 23:30 UTC on 31 December (January in Berlin).
+  it("offsite prune keeps exactly what prune keeps, days, weeks and months in TZ", async () => {
+    const env = { RESTIC_REPOSITORY: path.join(world.root, `local-repo-${++repoNo}`), RESTIC_PASSWORD: "local pw", EDMS_BACKUP_STACK: "tz", EDMS_BACKUP_DIR: path.join(world.root, `backups-${repoNo}`), TZ: "Europe/Berlin" };
+    const model = await backup({ ...env, RESTIC_REPOSITORY: "" }); // copied below under the ids, not pushed itself
+    expect(model.code, model.stderr).toBe(0);
+    const ids = ["20200328_223000", "20200329_003000", "20200329_013000", "20200329_223000", "20201024_223000", "20201025_003000", "20201025_230000",
+      "20201227_223000", "20201227_233000", "20201228_000000", "20201231_223000", "20201231_233000", "20210103_223000", "20210103_233000", "20210104_000000"];
+    for (const id of ids) await mustRun("cp", ["-al", path.join(env.EDMS_BACKUP_DIR, model.id), path.join(env.EDMS_BACKUP_DIR, id)]);
+    fs.rmSync(path.join(env.EDMS_BACKUP_DIR, model.id), { recursive: true });
+    const push = await world.edms(["offsite", "push"], { env });
+    expect(push.code, push.stderr).toBe(0);
+    const rules = { EDMS_BACKUP_KEEP_DAILY: "4", EDMS_BACKUP_KEEP_WEEKLY: "4", EDMS_BACKUP_KEEP_MONTHLY: "4", EDMS_BACKUP_OFFSITE_KEEP_DAILY: "4", EDMS_BACKUP_OFFSITE_KEEP_WEEKLY: "4", EDMS_BACKUP_OFFSITE_KEEP_MONTHLY: "4", EDMS_BACKUP_KEEP_LAST: "1", EDMS_BACKUP_RETENTION_DAYS: "0" };
+    const local = await world.edms(["prune", "--dry-run"], { env: { ...env, ...rules } });
+    expect(local.code, local.stderr).toBe(0);
+    const localGone = local.stdout.split("\n").filter((l) => l.startsWith("would delete ")).map((l) => l.split(" ")[2]);
+    const offsite = await world.edms(["offsite", "prune", "--dry-run"], { env: { ...env, ...rules } });
+    expect(offsite.code, offsite.stderr).toBe(0);
+    const offsiteGone = offsite.stdout.trim().split("\n").filter(Boolean).map((l) => l.split(" ")[2]);
+    expect([...offsiteGone].sort(), `${local.stdout}\n${offsite.stdout}`).toEqual([...localGone].sort());
+    // 31 Dec 23:30 UTC is 1 January in Berlin: the newest of December is 31 Dec 22:30 UTC.
+    expect(local.stdout).toMatch(/^keep 20201231_223000 \(.*monthly \d/m);
+    expect(localGone.length).toBeGreaterThan(3);
+    const pruned = await world.edms(["offsite", "prune"], { env: { ...env, ...rules } });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const left = (await world.edms(["offsite", "list"], { env })).stdout.trim().split("\n").map((l) => l.split(/\s+/)[0]);
+    expect(left.sort()).toEqual(ids.filter((id) => !localGone.includes(id)).sort());
+  });
+});
+
 describe("off-site copies over SFTP (OpenSSH)", () => {
   it("the repository holds no plaintext of a document; a truncated pack fails check, and a pull of what it held leaves nothing", async () => {
     const env = sftpRepo();
