@@ -27,8 +27,12 @@ made_rewrite() {
   file=$(made_file)
   tmp="$file.$$"
   { [[ ! -f "$file" ]] || cat -- "$file"; } | awk -F '\t' -v OFS='\t' "$@" >"$tmp" || { rm -f -- "$tmp"; return 1; }
-  sync -- "$tmp" 2>/dev/null || sync
-  mv -f -- "$tmp" "$file"
+  if [[ -s "$tmp" ]]; then
+    sync -- "$tmp" 2>/dev/null || sync
+    mv -f -- "$tmp" "$file"
+  else
+    rm -f -- "$tmp" "$file" # nothing on record: no file
+  fi
   sync -- "$edms_dir" 2>/dev/null || true
 }
 

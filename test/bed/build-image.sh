@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: test/bed/build-image.sh [TAG]
 #
-# Builds the test image (default edms-test/postgres:15-r4) from Debian packages with
+# Builds the test image (default edms-test/postgres:15-r5) from Debian packages with
 # mmdebstrap and `docker import`, because no image registry is reachable here.
 # It holds what the official postgres:15-bookworm image holds that the tests use:
 # bash, coreutils, tar, gzip, zstd, util-linux, the PostgreSQL 15 server and client,
@@ -12,7 +12,7 @@
 # The Debian mirror is read from this machine's apt sources.
 set -euo pipefail
 
-tag=${1:-edms-test/postgres:15-r4}
+tag=${1:-edms-test/postgres:15-r5}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # First "deb" URI of the machine's apt sources (deb822 or one-line format).
@@ -44,7 +44,7 @@ echo "build-image: building $tag from $mirror" >&2
 # The hooks are run by mmdebstrap with the new root as $1: single quotes on purpose.
 # shellcheck disable=SC2016
 mmdebstrap --quiet --variant=minbase --format=tar \
-  --include=bash,coreutils,tar,gzip,zstd,util-linux,hostname,postgresql-15,postgresql-client-15,restic,curl,ca-certificates,openssh-server,socat \
+  --include=bash,coreutils,tar,gzip,zstd,util-linux,hostname,postgresql-15,postgresql-client-15,restic,curl,jq,ca-certificates,openssh-server,socat \
   --customize-hook="copy-in '$here/entrypoint.sh' /usr/local/bin" \
   --customize-hook='chmod 755 "$1/usr/local/bin/entrypoint.sh"' \
   --customize-hook='rm -rf "$1/var/lib/postgresql/15" "$1/var/cache/apt/archives"/*.deb "$1/var/lib/apt/lists"/*' \

@@ -4,15 +4,15 @@
 # Makes this machine ready for the test suites, doing only what is missing (with
 # --packages-only just the packages, for the suites that need no Docker):
 # - Debian packages: docker.io, mmdebstrap, shellcheck, postgresql (15), zstd, pigz, iproute2,
-#   and the off-site tests' restic, curl, OpenSSH's server and OpenStack Swift (with memcached),
+#   and the off-site tests' restic, curl, jq (the runtime parses JSON with it), OpenSSH's server and OpenStack Swift (with memcached),
 #   and prometheus for promtool, which checks the metrics;
 # - a Docker daemon (started in the background when none answers);
-# - the test image edms-test/postgres:15-r4 (built with test/bed/build-image.sh).
+# - the test image edms-test/postgres:15-r5 (built with test/bed/build-image.sh).
 # Idempotent; `.ci/run` and the e2e suite's global setup both call it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r4}
+image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r5}
 
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
@@ -24,6 +24,7 @@ command -v pigz >/dev/null || missing+=(pigz)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v restic >/dev/null || missing+=(restic)
 command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server openssh-client)
 command -v swift-proxy-server >/dev/null || missing+=(swift-proxy swift-account swift-container swift-object python3-swift)
 command -v memcached >/dev/null || missing+=(memcached)

@@ -11,7 +11,7 @@ set -euo pipefail
 action=${1:?usage: second-dockerd.sh start|stop DIR}
 dir=${2:?usage: second-dockerd.sh start|stop DIR}
 host="unix://$dir/docker.sock"
-image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r4}
+image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r5}
 
 case "$action" in
   start)
