@@ -45,11 +45,20 @@ notify_send() {
       ((fd > 2 && fd < 255)) && eval "exec $fd>&-" 2>/dev/null
     done
     exec </dev/null >/dev/null 2>&1
+    # The URL reaches curl as its config on fd 3, never on its command line, which any
+    # user's ps shows (a ping token, a webhook's user:password or ?token=).
     out=$(printf '%s' "$4" | curl --silent --show-error --fail --max-time 10 --retry 2 --retry-delay 2 --retry-connrefused \
-      --header "Content-Type: $3" --data-binary @- --output /dev/null "$2" 2>&1) && exit 0
+      --header "Content-Type: $3" --data-binary @- --output /dev/null --config /dev/fd/3 3<<<"url = $(curl_quote "$2")" 2>&1) && exit 0
     [[ -n "$log" ]] || exit 0
     out=${out//"$2"/<url>}
     printf '%s %s not delivered: %s\n' "$(now_utc)" "$1" "${out//$'\n'/ }" >>"$log"
   ) &
   disown "$!" 2>/dev/null || true
+}
+
+# curl_quote STRING: STRING as a double-quoted value of curl's config file.
+curl_quote() {
+  local value=${1//$'\n'/}
+  value=${value//\\/\\\\}
+  printf '"%s"' "${value//\"/\\\"}"
 }

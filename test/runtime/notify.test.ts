@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/pg";
 import { startReceiver } from "../support/receiver";
-import { lastLine } from "../support/run";
+import { lastLine, mustRun } from "../support/run";
 import { makeWorld, type World } from "../support/world";
 
 // Pings (a dead man's switch: /start, success, /fail) and webhook events, sent with curl to
@@ -117,6 +117,34 @@ describe("notifications", () => {
       const second = await world.edms(["backup"], { env });
       expect(second.stderr).not.toMatch(/lock/);
       expect(second.code).toBe(0);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  // Issue 32, finding 4: a receiver that hangs keeps curl running for half a minute, and
+  // every user's ps would have shown its URL with the token.
+  it("a hanging receiver: no process's command line shows a URL, token or password while curl waits", async () => {
+    const receiver = await startReceiver({ delayMs: 20_000 });
+    try {
+      const dir = fs.mkdtempSync(path.join(world.root, "hang-"));
+      const port = new URL(receiver.url).port;
+      const env = {
+        EDMS_BACKUP_DIR: dir,
+        EDMS_BACKUP_PING_URL: `${receiver.url}/ping/${token}`,
+        EDMS_BACKUP_WEBHOOK_URL: `http://hookuser:pa%40ss-${token}@127.0.0.1:${port}/hook?token=${token}`,
+      };
+      const result = await world.edms(["backup"], { env });
+      expect(result.code, result.stderr).toBe(0);
+      const received = await receiver.until(3);
+      expect(received.map((r) => r.path).sort()).toEqual([`/hook?token=${token}`, `/ping/${token}`, `/ping/${token}/start`].sort());
+      const ps = await mustRun("ps", ["-eo", "args"]);
+      const curls = ps.split("\n").filter((l) => /^curl .*--data-binary/.test(l));
+      expect(curls.length, ps).toBeGreaterThan(0); // they are still waiting for the answers
+      for (const line of curls) expect(line).toContain("--config /dev/fd/3");
+      expect(ps).not.toContain(token);
+      expect(ps).not.toContain("hookuser");
+      expect(ps).not.toContain(`127.0.0.1:${port}`);
     } finally {
       await receiver.close();
     }
