@@ -2,6 +2,7 @@ import * as crypto from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { CronExpressionParser } from "cron-parser";
+import { cronProblem } from "./cron";
 import { z } from "zod";
 
 /** The stack config namespace: every key is `edms-backup:<key>`. */
@@ -293,28 +294,28 @@ function problem(key: string, message: string): string {
   return `${namespace}:${key} ${message}${how}`;
 }
 
-/** The schedule is checked with cron-parser: five fields, in the stack's time zone. */
+/**
+ * The schedule is checked in the runtime's own cron dialect (components/cron.ts): what the
+ * scheduler would refuse, and crash-loop on, is refused here with the key named.
+ */
 function checkSchedule(schedule: string, timezone: string, key = "schedule"): string[] {
-  const fields = schedule.trim().split(/\s+/);
-  if (fields.length !== 5) {
-    return [problem(key, `'${schedule}' has ${fields.length} fields; cron takes 5 (minute hour day-of-month month day-of-week)`)];
-  }
   try {
     Intl.DateTimeFormat("en-US", { timeZone: timezone });
   } catch {
     return [problem("timezone", `'${timezone}' is not a time zone (e.g. UTC, Europe/Berlin)`)];
   }
-  try {
-    CronExpressionParser.parse(schedule, { tz: timezone, strict: false });
-  } catch (error) {
-    return [problem(key, `'${schedule}' is not a valid cron expression (${(error as Error).message})`)];
-  }
-  return [];
+  const why = cronProblem(schedule);
+  if (!why) return [];
+  return [problem(key, why.startsWith(`'${schedule}'`) ? why : `'${schedule}' is not a valid cron expression: ${why}`)];
 }
 
 /** The next time the schedule fires after `from`, as an ISO string. */
 export function nextRun(schedule: string, timezone: string, from: Date = new Date()): string {
-  return CronExpressionParser.parse(schedule, { tz: timezone, currentDate: from }).next().toISOString() ?? "";
+  try {
+    return CronExpressionParser.parse(schedule, { tz: timezone, currentDate: from }).next().toISOString() ?? "";
+  } catch {
+    return ""; // checked already: only an output is lost
+  }
 }
 
 /** A short, stable key for a Docker host: resources on different hosts get different names. */

@@ -17,9 +17,9 @@ cron_parse() {
   cron_minutes=$(cron_field "${fields[0]}" 0 59 minute) || { cron_error=$cron_minutes; return 1; }
   cron_hours=$(cron_field "${fields[1]}" 0 23 hour) || { cron_error=$cron_hours; return 1; }
   cron_doms=$(cron_field "${fields[2]}" 1 31 day-of-month) || { cron_error=$cron_doms; return 1; }
-  cron_months=$(cron_field "$(cron_names "${fields[3]}" jan feb mar apr may jun jul aug sep oct nov dec)" 1 12 month) ||
+  cron_months=$(cron_field "$(cron_names "${fields[3]}" jan feb mar apr may jun jul aug sep oct nov dec)" 1 12 month "${fields[3]}") ||
     { cron_error=$cron_months; return 1; }
-  cron_dows=$(cron_field "$(cron_names "${fields[4]}" sun mon tue wed thu fri sat)" 0 7 day-of-week) ||
+  cron_dows=$(cron_field "$(cron_names "${fields[4]}" sun mon tue wed thu fri sat)" 0 7 day-of-week "${fields[4]}") ||
     { cron_error=$cron_dows; return 1; }
   [[ "$cron_dows" == *,7,* ]] && cron_dows+="0,"
   cron_dom_any=""
@@ -61,19 +61,20 @@ cron_names() {
   printf '%s' "$field"
 }
 
-# cron_field FIELD MIN MAX NAME: prints ",v1,v2,...,"; on a bad field prints the reason
-# and returns 1.
+# cron_field FIELD MIN MAX NAME [AS_WRITTEN]: prints ",v1,v2,...,"; on a bad field prints
+# the reason (naming the field as written, before its names became numbers) and returns 1.
 cron_field() {
   local field=$1 min=$2 max=$3 what=$4 item range step lo hi v out=","
+  local shown=${5:-$1}
   local -a items
   IFS=, read -r -a items <<<"$field"
-  [[ -n "$field" && "$field" != *,, && "$field" != ,* && "$field" != *, ]] || { cron_bad "$what" "$field" "$min" "$max"; return 1; }
+  [[ -n "$field" && "$field" != *,, && "$field" != ,* && "$field" != *, ]] || { cron_bad "$what" "$shown" "$min" "$max"; return 1; }
   for item in "${items[@]}"; do
     range=${item%%/*}
     step=1
     if [[ "$item" == */* ]]; then
       step=${item#*/}
-      [[ "$step" =~ ^[0-9]+$ ]] && ((10#$step > 0)) || { cron_bad "$what" "$field" "$min" "$max"; return 1; }
+      [[ "$step" =~ ^[0-9]+$ ]] && ((10#$step > 0)) || { cron_bad "$what" "$shown" "$min" "$max"; return 1; }
       step=$((10#$step))
     fi
     if [[ "$range" == '*' ]]; then
@@ -84,10 +85,10 @@ cron_field() {
       lo=$((10#$range)) hi=$lo
       [[ "$item" == */* ]] && hi=$max
     else
-      cron_bad "$what" "$field" "$min" "$max"
+      cron_bad "$what" "$shown" "$min" "$max"
       return 1
     fi
-    ((lo >= min && hi <= max && lo <= hi)) || { cron_bad "$what" "$field" "$min" "$max"; return 1; }
+    ((lo >= min && hi <= max && lo <= hi)) || { cron_bad "$what" "$shown" "$min" "$max"; return 1; }
     for ((v = lo; v <= hi; v += step)); do
       out+="$v,"
     done

@@ -1,3 +1,5 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run, runtimeDir } from "../support/run";
 
@@ -53,5 +55,17 @@ describe("cron in the runtime", () => {
     const result = await cron(expr, "cron_matches", "0");
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(message);
+  });
+});
+
+// One cron dialect (issue 32, finding 6): the same table as the stack's (test/unit/cron.test.ts).
+const table = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/cron-cases.json"), "utf8")) as { cases: [string, string | null][] };
+
+describe("the runtime's cron dialect is the stack's", () => {
+  it.each(table.cases)("%j: %s", async (expr, refusal) => {
+    // What check_schedule asks: the expression parses, and it fires within cron_next's 8 years.
+    const result = await run("bash", ["-c", `source "$1/lib/cron.sh"; cron_parse "$2" || { echo "$cron_error" >&2; exit 3; }; cron_next "$(date +%s)" >/dev/null || { echo "'$2' never fires" >&2; exit 4; }`, "_", runtimeDir, expr]);
+    if (refusal === null) expect(result.code, result.stderr).toBe(0);
+    else expect(result.stderr).toContain(refusal);
   });
 });
