@@ -57,6 +57,7 @@ snapshot_storage() {
     linked=0 linked_bytes=0
   fi
   [[ -d "$dst" ]] || mkdir -- "$dst"
+  [[ -z "$farm_pid" ]] || ((linked == 0)) || farmed_from[$i]=$previous
   ((sockets == 0)) || say "storage-$i: skipped $sockets socket(s) in $src (live endpoints of a program, not data)"
   hash_sources "$real" &
   local hash_pid=$! sources_hashed=yes
@@ -82,6 +83,24 @@ snapshot_storage() {
   storage_json+=("{\"index\":$i,\"source\":$(json_str "$src"),\"path\":\"storage-$i\",\"format\":\"folder\",\"files\":$files,\"dirs\":$dirs,\"symlinks\":$symlinks,\"others\":$others,\"bytes\":$bytes,\"sharedWith\":$(json_str "${prev_dir:+$previous}"),\"sharedFiles\":$linked,\"sharedBytes\":$linked_bytes,\"skippedSockets\":$sockets,\"tornFiles\":$torn_n,\"torn\":[$torn_json]}")
   storage_text+=("  $i. $src -> storage-$i/  ($files files, $dirs folders, $symlinks symlinks, $(human_bytes "$bytes"))${prev_dir:+; $linked unchanged files shared with backup $previous}$( ((torn_n == 0)) || printf '; %s files written while copied, may be torn (meta/storage-%s.torn)' "$torn_n" "$i")")
   rm -f -- "$links" "$copies" "$copied" "$work/stale" "$work/prev.catalog" "$work/vanished" "$work/vanished.counts"
+}
+
+# drop_farm_strays I: the entries of storage-I that its catalog does not list, removed from
+# the new backup: the hard-link farm brought them from the previous backup's copy, where
+# something put them (its catalog never listed them). Names that backup, which is damaged.
+drop_farm_strays() {
+  local i=$1 dst="$tmp/storage-$1" n first
+  (cd "$dst" && find . -mindepth 1 -printf '%P\0' | LC_ALL=C sort -z) >"$work/present"
+  read_catalog "$tmp/meta/storage-$i.catalog.gz" |
+    stream_awk 'BEGIN { RS = "\0" } '"$catalog_awk"' { parse_record($0, f, r); if (r["path"] != "") printf "%s%c", r["path"], 0 }' |
+    LC_ALL=C sort -z | LC_ALL=C comm -z -23 "$work/present" - >"$work/strays"
+  n=$(tr -cd '\0' <"$work/strays" | wc -c)
+  if ((n > 0)); then
+    first=$(head -z -n 1 "$work/strays" | tr -d '\0')
+    (cd "$dst" && xargs -0 -r rm -rf --) <"$work/strays"
+    say "warning: storage-$i of backup ${farmed_from[$i]} holds $n entries its catalog does not list (first: ${first//[[:cntrl:]]/?}): they are not in this backup; that backup was changed after it was taken: check it with 'edms-backup verify ${farmed_from[$i]}'"
+  fi
+  rm -f -- "$work/present" "$work/strays"
 }
 
 # legacy_catalog ID I: the catalog of storage-I of backup ID, made by a version that kept

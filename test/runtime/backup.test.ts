@@ -140,6 +140,31 @@ describe("repeat backup", () => {
     fs.rmSync(copy, { recursive: true });
   });
 
+  // Issue 32, finding 7: the hard-link farm of the previous copy brought the stray along,
+  // and every later backup failed with "run the backup again".
+  it("a stray file and folder put into the newest backup's storage copy: the next backup leaves them out, names that backup, and checks out", async () => {
+    const first = await world.backup();
+    const copy = path.join(world.backupDir, first, "storage-1");
+    fs.writeFileSync(path.join(copy, "stray.txt"), "put here by hand");
+    fs.mkdirSync(path.join(copy, "stray-dir"));
+    fs.writeFileSync(path.join(copy, "stray-dir", "inside.txt"), "x");
+    await new Promise((r) => setTimeout(r, 1100));
+    const next = await world.edms(["backup"]);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toMatch(new RegExp(`warning: storage-1 of backup ${first} holds 3 entries its catalog does not list \\(first: stray-dir\\).*'edms-backup verify ${first}'`));
+    const id = next.stdout.trim().split("\n").pop()!;
+    expect(fs.existsSync(path.join(world.backupDir, id, "storage-1", "stray.txt"))).toBe(false);
+    expect(fs.existsSync(path.join(world.backupDir, id, "storage-1", "stray-dir"))).toBe(false);
+    expect(fs.readFileSync(path.join(copy, "stray.txt"), "utf8")).toBe("put here by hand"); // not ours to remove
+    expect((await world.edms(["verify", id])).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1100));
+    const after = await world.edms(["backup"]);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stderr).not.toMatch(/catalog does not list/);
+    fs.rmSync(path.join(copy, "stray.txt"));
+    fs.rmSync(path.join(copy, "stray-dir"), { recursive: true });
+  });
+
   it("links to a backup whose catalogs an earlier version wrote uncompressed (meta/storage-<i>.catalog)", async () => {
     const before = await world.backup();
     const meta = path.join(world.backupDir, before, "meta");
