@@ -210,9 +210,10 @@ kv_set() {
     kv[$1]=${2//$'\n'/ }
     shift 2
   done
+  # Owner only: the status holds error lines, the journal database names.
   for key in "${!kv[@]}"; do
     printf '%s=%s\n' "$key" "${kv[$key]}"
-  done | sort >"$tmp" || return 1
+  done | (umask 077 && sort >"$tmp") || return 1
   # The file on disk, then its new name: fsyncs of these two, not a sync of the filesystem,
   # which would also wait for whatever else it holds dirty (a database loading beside).
   sync -- "$tmp" 2>/dev/null || sync

@@ -26,7 +26,7 @@ made_rewrite() {
   local file tmp
   file=$(made_file)
   tmp="$file.$$"
-  { [[ ! -f "$file" ]] || cat -- "$file"; } | awk -F '\t' -v OFS='\t' "$@" >"$tmp" || { rm -f -- "$tmp"; return 1; }
+  { [[ ! -f "$file" ]] || cat -- "$file"; } | (umask 077 && awk -F '\t' -v OFS='\t' "$@" >"$tmp") || { rm -f -- "$tmp"; return 1; }
   if [[ -s "$tmp" ]]; then
     sync -- "$tmp" 2>/dev/null || sync
     mv -f -- "$tmp" "$file"

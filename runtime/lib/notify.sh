@@ -51,6 +51,7 @@ notify_send() {
       --header "Content-Type: $3" --data-binary @- --output /dev/null --config /dev/fd/3 3<<<"url = $(curl_quote "$2")" 2>&1) && exit 0
     [[ -n "$log" ]] || exit 0
     out=${out//"$2"/<url>}
+    umask 077 # the log is the backup folder owner's only
     printf '%s %s not delivered: %s\n' "$(now_utc)" "$1" "${out//$'\n'/ }" >>"$log"
   ) &
   disown "$!" 2>/dev/null || true

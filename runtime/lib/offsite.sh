@@ -197,7 +197,7 @@ snapshots_index() {
 # offsite_save_ids: offsite_ids into the cache list reads (after an index or pushes).
 offsite_save_ids() {
   offsite_ids=$(sort -u <<<"$offsite_ids" | sed '/^$/d')
-  printf '%s\n' "$offsite_ids" >"$edms_dir/.offsite-ids.$$" && mv -f -- "$edms_dir/.offsite-ids.$$" "$edms_dir/.offsite-ids"
+  (umask 077 && printf '%s\n' "$offsite_ids" >"$edms_dir/.offsite-ids.$$") && mv -f -- "$edms_dir/.offsite-ids.$$" "$edms_dir/.offsite-ids"
 }
 
 # offsite_snapshot ID: the snapshot holding backup ID, from offsite_ids; fails when none.
