@@ -177,3 +177,29 @@ describe("folders", () => {
     expect(listDir(world.backupDir).filter((n) => n.startsWith(".tmp-"))).toEqual([]);
   });
 });
+
+describe("prune reaches the server through EDMS_BACKUP_MAINTENANCE_DB", () => {
+  it("drops what a killed drill left through that database; a server it cannot reach is one line, and the prune goes on", async () => {
+    const hook = path.join(world.root, "kill-drill.sh");
+    fs.writeFileSync(hook, '#!/bin/sh\n[ "$1" = drill.load-started ] && kill -9 "$2"\nexit 0\n', { mode: 0o755 });
+    const killed = await world.edms(["drill", id], { env: { EDMS_BACKUP_STEP_HOOK: hook } });
+    expect(killed.code).not.toBe(0);
+    await waitForLock();
+    expect(await databases()).toContain(`edms_drill_${id}`);
+    await world.cluster.psql("CREATE DATABASE edms_maint", "postgres");
+    await world.cluster.psql("ALTER DATABASE postgres ALLOW_CONNECTIONS false", "edms");
+    try {
+      const unreachable = await world.edms(["prune"]);
+      expect(unreachable.code, unreachable.stderr).toBe(0);
+      expect(unreachable.stderr.split("\n").filter((l) => l && !l.startsWith("edms-backup prune: "))).toEqual([]);
+      expect(unreachable.stderr).toMatch(/database not reachable \(.*postgres.*\): databases kept by earlier restores were not checked/);
+      const pruned = await world.edms(["prune"], { env: { EDMS_BACKUP_MAINTENANCE_DB: "edms_maint" } });
+      expect(pruned.code, pruned.stderr).toBe(0);
+      expect(pruned.stdout).toContain(`dropped database edms_drill_${id} (left by a stopped restore or drill)`);
+    } finally {
+      await world.cluster.psql("ALTER DATABASE postgres ALLOW_CONNECTIONS true", "edms");
+    }
+    expect(await databases()).not.toContain(`edms_drill_${id}`);
+    expect(await databases()).toEqual(expect.arrayContaining([...foreign, `edms_restoring_${id}`]));
+  });
+});
