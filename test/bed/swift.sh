@@ -19,7 +19,14 @@ main() {
 }
 
 start() {
-  local dir=$1 port=$2 server
+  local dir=$1 port=$2 server n
+  # The five ports must be free: a backend that cannot bind leaves the proxy answering 503.
+  for ((n = 0; n <= 4; n++)); do
+    if [[ -n "$(ss -Htln "sport = :$((port + n))")" ]]; then
+      echo "swift: port $((port + n)) is taken: start on another" >&2
+      return 3
+    fi
+  done
   mkdir -p "$dir/etc" "$dir/node/d1" "$dir/run" "$dir/log" "$dir/tls"
   make_tls "$dir/tls"
   write_configs "$dir" "$port"
@@ -120,14 +127,29 @@ make_rings() {
   done
 }
 
+# wait_ready DIR PORT: the proxy answers, and so do the account, container and object
+# servers behind it (a container and an object written and removed through tempauth): a
+# backend whose port was taken would leave the proxy answering 503 to every request.
 wait_ready() {
-  local dir=$1 port=$2 _
+  local dir=$1 port=$2 _ token url="https://127.0.0.1:$2"
+  local -a curl=(curl -sf --max-time 5 --cacert "$dir/tls/ca.pem")
   for _ in $(seq 1 100); do
-    curl -sf --cacert "$dir/tls/ca.pem" "https://127.0.0.1:$port/healthcheck" >/dev/null 2>&1 && return 0
+    if "${curl[@]}" "$url/healthcheck" >/dev/null 2>&1; then
+      token=$("${curl[@]}" -o /dev/null -D - -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$url/auth/v1.0" |
+        tr -d '\r' | sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p')
+      if [[ -n "$token" ]] &&
+        "${curl[@]}" -o /dev/null -X PUT -H "X-Auth-Token: $token" "$url/v1/AUTH_test/probe" &&
+        "${curl[@]}" -o /dev/null -X PUT -H "X-Auth-Token: $token" --data-binary probe "$url/v1/AUTH_test/probe/o" &&
+        "${curl[@]}" -o /dev/null -X DELETE -H "X-Auth-Token: $token" "$url/v1/AUTH_test/probe/o" &&
+        "${curl[@]}" -o /dev/null -X DELETE -H "X-Auth-Token: $token" "$url/v1/AUTH_test/probe"; then
+        return 0
+      fi
+    fi
     sleep 0.2
   done
   echo "swift did not start; logs in $dir/log" >&2
   tail -n 20 "$dir"/log/*.log >&2
+  stop "$dir"
   return 1
 }
 
