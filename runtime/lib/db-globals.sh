@@ -64,14 +64,27 @@ database_globals_sql() {
     "$EDMS_DATABASE_STATE_SQL;" '\echo __EDMS_END__' "$EDMS_ROLES_SQL;" '\echo __EDMS_END__'
 }
 
+# roles_table BACKUP_DIR: SQL that loads meta/roles.json into the temporary table
+# edms_roles (one row, j): the role list holds password hashes, so it reaches psql as data
+# on its standard input, never as a -v argument on its command line (which ps shows).
+roles_table() {
+  local json
+  json=$(<"$1/meta/roles.json")
+  json=${json//\\/\\\\} json=${json//$'\n'/\\n} json=${json//$'\r'/\\r} json=${json//$'\t'/\\t}
+  printf '%s\n' "CREATE TEMP TABLE edms_roles (j json);" "COPY edms_roles FROM STDIN;" "$json" '\.'
+}
+
 # missing_roles BACKUP_DIR: the names of the roles the backup records that this server
 # lacks, one a line.
 missing_roles() {
   [[ -f "$1/meta/roles.json" ]] || return 0
-  psql_maintenance -v roles="$(<"$1/meta/roles.json")" <<'SQL'
-SELECT r->>'name' FROM json_array_elements(:'roles'::json) r
+  {
+    roles_table "$1"
+    cat <<'SQL'
+SELECT r->>'name' FROM edms_roles, json_array_elements(j) r
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r->>'name') ORDER BY 1
 SQL
+  } | psql_maintenance
 }
 
 # create_missing_roles BACKUP_DIR: creates the roles the server lacks, and their
@@ -84,23 +97,29 @@ create_missing_roles() {
   can=$(psql_maintenance -c "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
   if [[ "$can" != t ]]; then
     local statements
-    statements=$(psql_maintenance -v roles="$(<"$dir/meta/roles.json")" <<'SQL'
-SELECT string_agg(r->>'create', '; ' ORDER BY r->>'name') FROM json_array_elements(:'roles'::json) r
+    # Without the password hashes: the message reaches logs and notifications.
+    statements=$({
+      roles_table "$dir"
+      cat <<'SQL'
+SELECT string_agg(regexp_replace(r->>'create', ' PASSWORD ''[^'']*''', ' PASSWORD ''...''', 'g'), '; ' ORDER BY r->>'name')
+  FROM edms_roles, json_array_elements(j) r
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r->>'name')
 SQL
-    )
-    die "the backup's database references role(s) this server lacks: ${missing//$'\n'/, }; PGUSER may not create roles: create them as a superuser ($statements) and run the restore again; nothing was changed"
+    } | psql_maintenance)
+    die "the backup's database references role(s) this server lacks: ${missing//$'\n'/, }; PGUSER may not create roles: create them as a superuser ($statements; the password hashes are in $dir/meta/roles.json) and run the restore again; nothing was changed"
   fi
   local err
-  err=$(psql_maintenance -v roles="$(<"$dir/meta/roles.json")" 2>&1 >/dev/null <<'SQL'
+  err=$({
+    roles_table "$dir"
+    cat <<'SQL'
 CREATE TEMP TABLE edms_new_roles AS
 SELECT r->>'name' AS name, r->>'create' AS stmt, r->'memberOf' AS member_of
-  FROM json_array_elements(:'roles'::json) r WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r->>'name');
+  FROM edms_roles, json_array_elements(j) r WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r->>'name');
 SELECT stmt FROM edms_new_roles ORDER BY name \gexec
 SELECT format('GRANT %I TO %I', g, n.name) FROM edms_new_roles n CROSS JOIN LATERAL json_array_elements_text(n.member_of) g
  WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = g) \gexec
 SQL
-  ) || die "cannot create the role(s) the backup's database references (${missing//$'\n'/, }): $(first_error_line "$err"); nothing else was changed"
+  } | psql_maintenance 2>&1 >/dev/null) || die "cannot create the role(s) the backup's database references (${missing//$'\n'/, }): $(first_error_line "$err"); nothing else was changed"
   say "created role(s) the backup's database references: ${missing//$'\n'/, }"
   created_roles=${missing//$'\n'/, }
 }

@@ -188,7 +188,7 @@ backup_summary() {
 # snapshot that carries an id=YYYYMMDD_HHMMSS tag (BYTES from its bytes= tag, else 0). By
 # key, whatever restic adds (program_version in 0.16, summary in 0.17).
 snapshots_index() {
-  jq -r '.[] | (.tags // []) as $t
+  jq -r '(. // [])[] | (.tags // []) as $t
     | ($t | map(select(test("^id=[0-9]{8}_[0-9]{6}$"))) | first // empty | ltrimstr("id=")) as $bid
     | (($t | map(select(test("^bytes=[0-9]+$"))) | first // "bytes=0") | ltrimstr("bytes=")) as $bytes
     | "\($bid) \(.id) \($bytes)"'

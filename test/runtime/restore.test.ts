@@ -612,9 +612,17 @@ describe("what the database carries besides its tables", () => {
   it("onto a new instance: creates the missing roles, keeps grants and policies, takes the backup's database state", async () => {
     const target = await newInstance();
     try {
-      const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, EDMS_BACKUP_DIR: source.backupDir } });
+      // Every psql's command line logged (issue 32: no secret on a command line, which ps shows).
+      const bin = fs.mkdtempSync(path.join(source.root, "argv-"));
+      const argv = path.join(bin, "argv.log");
+      fs.writeFileSync(path.join(bin, "psql"), `#!/bin/sh\nprintf '%s\\n' "$*" >>"${argv}"\nexec /usr/lib/postgresql/15/bin/psql "$@"\n`, { mode: 0o755 });
+      const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env: { ...target.env, EDMS_BACKUP_DIR: source.backupDir, PATH: `${bin}:${process.env.PATH}` } });
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).toContain("created role(s) the backup's database references: auditors, reader");
+      expect(fs.readFileSync(path.join(source.backupDir, backupId, "meta", "roles.json"), "utf8")).toContain("SCRAM-SHA-256$");
+      const lines = fs.readFileSync(argv, "utf8");
+      expect(lines).toContain("-v");
+      expect(lines).not.toMatch(/SCRAM-SHA-256|PASSWORD/);
       expect(await target.cluster.psql(state, "postgres")).toBe(sourceState);
       expect(await target.cluster.psql("SELECT has_table_privilege('reader', 'users_user', 'SELECT') || ' ' || has_table_privilege('auditors', 'documents_document', 'UPDATE') || ' ' || pg_has_role('reader', 'auditors', 'MEMBER')")).toBe("true true true\n");
       expect(await target.cluster.psql("SELECT count(*) FROM pg_policy WHERE polname = 'readable'")).toBe("1\n");
@@ -643,6 +651,7 @@ describe("what the database carries besides its tables", () => {
       const result = await run(edmsBackup, ["restore", backupId, "--yes"], { env });
       expect(result.code).not.toBe(0);
       expect(result.stderr.trim().split("\n").pop()).toMatch(/references role\(s\) this server lacks: auditors, reader; PGUSER may not create roles: create them as a superuser \(CREATE ROLE auditors WITH .*; CREATE ROLE reader WITH .*\) and run the restore again; nothing was changed/);
+      expect(result.stderr).not.toContain("SCRAM-SHA-256$"); // the message reaches logs and notifications
       expect(await target.cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", "postgres")).toBe("edms,postgres,template0,template1\n");
     } finally {
       await target.done();
