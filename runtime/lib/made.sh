@@ -9,8 +9,8 @@
 #       system_identifier, OID the database's ("-" between the record and CREATE DATABASE
 #       answering: the name was free just before, so a database of that name is ours)
 #   folder:build folder:deleting folder:drill           NAME relative to EDMS_BACKUP_DIR
-#   folder:stage                                        NAME the SHA-256 of the storage
-#       folder's path (a path may hold any byte but NUL)
+#   folder:stage                                        NAME the first 16 hex digits of
+#       the SHA-256 of the storage folder's path (a path may hold any byte but NUL)
 # Written with the lock held, atomically (beside, synced, renamed).
 #
 # Reads: edms_dir maintenance_db (psql_maintenance)
@@ -21,12 +21,23 @@ made_file() {
   printf '%s/.made\n' "$edms_dir"
 }
 
-# made_rewrite AWK_PROGRAM [AWK_ARGS...]: the record, filtered through awk, put in place.
+# made_awk PROGRAM KIND SERVER OID NAME [NAMES] [FILE...]: awk over the record's lines, with
+# k s o n (and names, tab-separated) set from the arguments through the environment: awk's
+# -v would read escapes in them (a backslash in a database name).
+made_awk() {
+  local program=$1
+  MADE_K=$2 MADE_S=$3 MADE_O=$4 MADE_N=$5 MADE_NAMES=${6:-} awk -F '\t' -v OFS='\t' \
+    'BEGIN { k = ENVIRON["MADE_K"]; s = ENVIRON["MADE_S"]; o = ENVIRON["MADE_O"]; n = ENVIRON["MADE_N"]; names = ENVIRON["MADE_NAMES"] }
+     '"$program" "${@:7}"
+}
+
+# made_rewrite PROGRAM KIND SERVER OID NAME [NAMES]: the record, filtered through
+# made_awk, put in place.
 made_rewrite() {
   local file tmp
   file=$(made_file)
   tmp="$file.$$"
-  { [[ ! -f "$file" ]] || cat -- "$file"; } | (umask 077 && awk -F '\t' -v OFS='\t' "$@" >"$tmp") || { rm -f -- "$tmp"; return 1; }
+  { [[ ! -f "$file" ]] || cat -- "$file"; } | (umask 077 && made_awk "$@" >"$tmp") || { rm -f -- "$tmp"; return 1; }
   if [[ -s "$tmp" ]]; then
     sync -- "$tmp" 2>/dev/null || sync
     mv -f -- "$tmp" "$file"
@@ -39,15 +50,19 @@ made_rewrite() {
 # made_add KIND SERVER OID NAME: one thing made (a record of it replaced).
 made_add() {
   # shellcheck disable=SC2016 # awk's fields
-  made_rewrite -v k="$1" -v s="$2" -v o="$3" -v n="$4" \
-    '!($1 == k && $2 == s && $4 == n) { print } END { print k, s, o, n }'
+  made_rewrite '!($1 == k && $2 == s && $4 == n) { print } END { print k, s, o, n }' "$1" "$2" "$3" "$4"
 }
 
-# made_forget KIND SERVER NAME: removed, or never made.
+# made_forget KIND SERVER NAME: removed, or never made (the file is rewritten only when it
+# holds that record).
 made_forget() {
-  [[ -f "$(made_file)" ]] || return 0
+  local file
+  file=$(made_file)
+  [[ -f "$file" ]] || return 0
   # shellcheck disable=SC2016 # awk's fields
-  made_rewrite -v k="$1" -v s="$2" -v n="$3" '!($1 == k && $2 == s && $4 == n)'
+  made_awk '$1 == k && $2 == s && $4 == n { found = 1; exit } END { exit !found }' "$1" "$2" - "$3" "" "$file" || return 0
+  # shellcheck disable=SC2016 # awk's fields
+  made_rewrite '!($1 == k && $2 == s && $4 == n)' "$1" "$2" - "$3"
 }
 
 # made_list KIND [SERVER]: "OID<TAB>NAME" of each thing of KIND (on SERVER).
@@ -55,7 +70,8 @@ made_list() {
   local file
   file=$(made_file)
   [[ -f "$file" ]] || return 0
-  awk -F '\t' -v OFS='\t' -v k="$1" -v s="${2:--}" '$1 == k && $2 == s { print $3, $4 }' "$file"
+  # shellcheck disable=SC2016 # awk's fields
+  made_awk '$1 == k && $2 == s { print $3, $4 }' "$1" "${2:--}" - - "" "$file"
 }
 
 # made_has KIND SERVER NAME: whether a record says so; prints its OID.
@@ -69,17 +85,32 @@ made_has() {
 
 # --- folders -------------------------------------------------------------------------
 
-# made_folder KIND NAME: recorded before mkdir (a record of a folder never made is harmless).
+# made_folder KIND NAME...: recorded before mkdir (a record of a folder never made is
+# harmless), in one write.
 made_folder() {
-  made_add "folder:$1" - - "$2"
+  local kind=$1
+  shift
+  # shellcheck disable=SC2016 # awk's fields
+  made_rewrite 'BEGIN { m = split(names, add, "\t") - 1; for (i = 1; i <= m; i++) adding[add[i]] = 1 }
+     !($1 == k && $4 in adding) { print } END { for (i = 1; i <= m; i++) print k, "-", "-", add[i] }' \
+    "folder:$kind" - - - "$(printf '%s\t' "$@")"
 }
 
 folder_made() {
   made_has "folder:$1" - "$2" >/dev/null
 }
 
+# unmade_folder KIND NAME...: removed (their records, in one write when there are any).
 unmade_folder() {
-  made_forget "folder:$1" - "$2"
+  local kind=$1 file names begin='BEGIN { m = split(names, drop, "\t") - 1; for (i = 1; i <= m; i++) dropping[drop[i]] = 1 }'
+  shift
+  file=$(made_file)
+  [[ -f "$file" ]] || return 0
+  names=$(printf '%s\t' "$@")
+  # shellcheck disable=SC2016 # awk's fields
+  made_awk "$begin"' $1 == k && $4 in dropping { found = 1; exit } END { exit !found }' "folder:$kind" - - - "$names" "$file" || return 0
+  # shellcheck disable=SC2016 # awk's fields
+  made_rewrite "$begin"' !($1 == k && $4 in dropping)' "folder:$kind" - - - "$names"
 }
 
 # remove_made_folders KIND: every folder of KIND in EDMS_BACKUP_DIR a record names, removed

@@ -11,8 +11,9 @@
 # folders recorded first (made.sh: only what a record names is ever removed from a storage
 # folder; the background job writes no record, the main process does).
 start_storage_staging() {
-  local target
-  for target in "${targets[@]}"; do made_folder stage "$(path_hash "$target")"; done
+  local target hashes=()
+  for target in "${targets[@]}"; do hashes+=("$(path_hash "$target")"); done
+  made_folder stage "${hashes[@]}"
   stage_storage &
   staging_pid=$!
 }
@@ -101,7 +102,9 @@ swap_storage() {
     [[ -d "${targets[i]}/.edms-restore-ready" ]] || storage_swap_pending "${targets[i]}" || continue
     swap_folder "${targets[i]}" "$((i + 1))"
   done
-  for ((i = 0; i < ${#targets[@]}; i++)); do unmade_folder stage "$(path_hash "${targets[i]}")"; done
+  local hashes=() target
+  for target in "${targets[@]}"; do hashes+=("$(path_hash "$target")"); done
+  unmade_folder stage "${hashes[@]}"
   recovery[storage_swapped]=yes
 }
 

@@ -14,7 +14,7 @@ describe("help", () => {
     expect(commands).toEqual(expect.arrayContaining(["backup", "offsite", "prune", "restore", "verify"]));
   });
 
-  it.each(commands)("%s: 'help %s' is its Usage and Summary and help text, no code; '%s --help' and -h print the same", async (command) => {
+  it.each(commands)("%s: help, --help and -h print its Usage, Summary and help text, no code", async (command) => {
     const help = await run(edmsBackup, ["help", command], { env: { EDMS_BACKUP_DIR: "" } });
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(new RegExp(`^Usage: edms-backup ${command}\\b`));
