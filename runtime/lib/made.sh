@@ -156,23 +156,43 @@ database_made() {
 
 # create_made_database KIND NAME ENCODING: CREATE DATABASE NAME, recorded. A database of
 # that name that this folder made (a stopped run's) is dropped first; anyone else's is
-# refused, untouched.
+# refused, untouched. The common case, no record and the name free, costs one psql.
 create_made_database() {
-  local kind=$1 name=$2 encoding=$3 err oid
+  local kind=$1 name=$2 encoding=$3 out oid
   [[ "$name" != *[[:cntrl:]]* ]] || die "database name '${name//[[:cntrl:]]/?}' holds a control character: name the database without one (PGDATABASE)"
   server_id
-  oid=$(database_oid "$name") || die "cannot read the databases of the server: check PGUSER and EDMS_BACKUP_MAINTENANCE_DB"
-  if [[ -n "$oid" ]]; then
+  if made_has "database:$kind" "$edms_server_id" "$name" >/dev/null && [[ -n "$(database_oid "$name")" ]]; then
     database_made "$kind" "$name" || die "$(foreign_database_problem "$name")"
     drop_made_database "$kind" "$name"
   fi
   made_add "database:$kind" "$edms_server_id" - "$name"
-  if ! err=$(psql_maintenance -v name="$name" -v enc="$encoding" 2>&1 <<<'CREATE DATABASE :"name" TEMPLATE template0 ENCODING :'"'enc'"); then
+  if ! out=$(psql_maintenance -v name="$name" -v enc="$encoding" 2>&1 <<'SQL'
+SELECT EXISTS (SELECT FROM pg_database WHERE datname = :'name') AS taken \gset
+\if :taken
+\echo taken
+\else
+CREATE DATABASE :"name" TEMPLATE template0 ENCODING :'enc';
+SELECT oid FROM pg_database WHERE datname = :'name';
+\endif
+SQL
+  ) || [[ "$out" == taken || "$out" == *"already exists"* ]]; then
     made_forget "database:$kind" "$edms_server_id" "$name"
-    [[ "$err" != *"already exists"* ]] || die "$(foreign_database_problem "$name")"
-    die "cannot create database $name: $(first_error_line "$err"): PGUSER needs CREATEDB (or be the superuser)"
+    [[ "$out" != taken && "$out" != *"already exists"* ]] || die "$(foreign_database_problem "$name")"
+    die "cannot create database $name: $(first_error_line "$out"): PGUSER needs CREATEDB (or be the superuser)"
   fi
-  oid=$(database_oid "$name") && [[ -n "$oid" ]] && made_add "database:$kind" "$edms_server_id" "$oid" "$name"
+  oid=${out##*$'\n'}
+  [[ ! "$oid" =~ ^[0-9]+$ ]] || made_add "database:$kind" "$edms_server_id" "$oid" "$name"
+}
+
+# refuse_foreign_database KIND NAME: dies, before anything changes, when a database of NAME
+# exists that this folder's record does not say it made.
+refuse_foreign_database() {
+  local out oid
+  # The server's identity with it, in one round trip.
+  out=$(psql_maintenance -F ' ' -v name="$2" <<<"SELECT system_identifier, (SELECT oid FROM pg_database WHERE datname = :'name') FROM pg_control_system()") ||
+    die "cannot read the databases of the server: check PGUSER and EDMS_BACKUP_MAINTENANCE_DB"
+  read -r edms_server_id oid <<<"$out"
+  [[ -z "$oid" ]] || database_made "$1" "$2" || die "$(foreign_database_problem "$2")"
 }
 
 foreign_database_problem() {

@@ -77,7 +77,9 @@ describe("databases another role made, named like the tool's", () => {
 
   it("a restore whose staging name is taken by another's database refuses, naming it, and changes nothing", async () => {
     const before = await databases();
+    const backups = listDir(world.backupDir);
     const result = await world.edms(["restore", id, "--yes"]);
+    expect(listDir(world.backupDir)).toEqual(backups); // not even a safety backup
     expect(result.code).toBe(1);
     expect(result.stderr.trim().split("\n").pop()).toMatch(
       new RegExp(`^edms-backup restore: database edms_restoring_${id} exists and was not made by edms-backup for .*: it is left alone; rename or drop it`),
