@@ -480,6 +480,22 @@ describe("a refused restore changes nothing", () => {
     }
   });
 
+  // Issue 32, finding 5: the manifest read by key, whatever its spacing (it was grepped for
+  // '"serverVersionNum": ' and read as 0 otherwise, which let any pg_restore pass).
+  it("from a server newer than its pg_restore, also when a JSON tool rewrote the manifest compactly", async () => {
+    const newer = "20010102_000000";
+    await mustRun("cp", ["-a", path.join(world.backupDir, id), path.join(world.backupDir, newer)]);
+    const manifest = path.join(world.backupDir, newer, "manifest.json");
+    const json = JSON.parse(fs.readFileSync(manifest, "utf8"));
+    json.database.serverVersionNum = 990000;
+    fs.writeFileSync(manifest, JSON.stringify(json));
+    try {
+      await unchanged(() => world.edms(["restore", newer, "--yes"]), /pg_restore 15 is older than the PostgreSQL 99 the backup was taken from: use the image postgres:99-bookworm or newer/);
+    } finally {
+      fs.rmSync(path.join(world.backupDir, newer), { recursive: true });
+    }
+  });
+
   it("when the storage folders do not match the backup's, or one is /", async () => {
     await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: world.storage[0] } }), /holds 2 storage folder\(s\) but EDMS_BACKUP_STORAGE_DIRS names 1/);
     await unchanged(() => world.edms(["restore", id, "--yes"], { env: { EDMS_BACKUP_STORAGE_DIRS: `${world.storage[0]}:/` } }), /storage folder \/ is \/ \(EDMS_BACKUP_STORAGE_DIRS item 2\): name the storage folder itself/);
