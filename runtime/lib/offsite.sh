@@ -14,7 +14,8 @@
 # while none was ever used; they remember its id in EDMS_BACKUP_DIR/.offsite. Every command
 # that reads the repository checks its id against that one: a repository that is then
 # missing or another (an unmounted disk, another bucket or prefix, a typo on a new VM) is an
-# error, never initialised anew, never remembered. restic's JSON is read with jq, by key. EDMS_BACKUP_DIR/.offsite-ids caches which backups are off-site (for
+# error, never initialised anew, never remembered. restic's JSON is read with jq, by key.
+# EDMS_BACKUP_DIR/.offsite-ids caches which backups are off-site (for
 # list); .offsite-cache is restic's cache.
 #
 # Reads: edms_dir
@@ -217,16 +218,17 @@ offsite_push() {
   bytes=$(du -sb -- "$edms_dir/$id" | cut -f1)
   when="${id:0:4}-${id:4:2}-${id:6:2} ${id:9:2}:${id:11:2}:${id:13:2}"
   say "copying backup $id off-site to $(offsite_where)"
-  local summary="" snap added errors
-  errors=$(mktemp)
-  if ! out=$(cd "$edms_dir/$id" && TZ=UTC restic_run backup . --quiet --json --host "$offsite_host" --time "$when" \
+  local summary="" snap added here=$PWD
+  # From inside the folder: restic records its paths relative to it ("."), and a pull
+  # restores them into the folder it builds.
+  cd -- "$edms_dir/$id"
+  if ! TZ=UTC restic_json out backup . --quiet --json --host "$offsite_host" --time "$when" \
     --tag edms-backup --tag "stack=$offsite_stack" --tag "id=$id" --tag "bytes=$bytes" \
-    --ignore-ctime ${parent:+--parent "$parent"} 2>"$errors"); then
-    out=$(<"$errors")
-    rm -f -- "$errors"
-    die "off-site copy of backup $id failed: $(offsite_problem "$out"); the local backup is complete, and the next backup copies it again"
+    --ignore-ctime ${parent:+--parent "$parent"}; then
+    cd -- "$here"
+    die "off-site copy of backup $id failed: $(offsite_problem "$restic_err"); the local backup is complete, and the next backup copies it again"
   fi
-  rm -f -- "$errors"
+  cd -- "$here"
   summary=$(backup_summary <<<"$out")
   read -r snap added <<<"$summary"
   # restic 0.14 names the snapshot by its short id here, later versions in full.

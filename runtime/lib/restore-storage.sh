@@ -11,8 +11,8 @@
 # folders recorded first (made.sh: only what a record names is ever removed from a storage
 # folder; the background job writes no record, the main process does).
 start_storage_staging() {
-  local target hashes=()
-  for target in "${targets[@]}"; do hashes+=("$(path_hash "$target")"); done
+  local hashes
+  mapfile -t hashes < <(target_hashes)
   made_folder stage "${hashes[@]}"
   stage_storage &
   staging_pid=$!
@@ -67,6 +67,12 @@ discard_staged_storage() {
   done
 }
 
+# target_hashes: each target's path_hash, a line each: its staging folders' record.
+target_hashes() {
+  local target
+  for target in "${targets[@]}"; do path_hash "$target"; done
+}
+
 # staged_here TARGET: whether a restore of this backup folder staged into TARGET: its
 # record, or a stopped restore's journal (which names the targets' swap as still to do).
 staged_here() {
@@ -102,8 +108,8 @@ swap_storage() {
     [[ -d "${targets[i]}/.edms-restore-ready" ]] || storage_swap_pending "${targets[i]}" || continue
     swap_folder "${targets[i]}" "$((i + 1))"
   done
-  local hashes=() target
-  for target in "${targets[@]}"; do hashes+=("$(path_hash "$target")"); done
+  local hashes
+  mapfile -t hashes < <(target_hashes)
   unmade_folder stage "${hashes[@]}"
   recovery[storage_swapped]=yes
 }
