@@ -140,6 +140,23 @@ describe("what a stopped restore of this folder left", () => {
   });
 });
 
+describe("a restore that finished", () => {
+  it("prune drops the database it replaced (on record, by OID) and not another's of the same shape of name", async () => {
+    // (The staging name of the first backup's id is another role's database: another id.)
+    const other = await world.backup();
+    const done = await world.edms(["restore", other, "--yes"]);
+    expect(done.code, done.stderr).toBe(0);
+    const kept = (await databases()).filter((d) => /^edms_prerestore_/.test(d) && !foreign.includes(d));
+    expect(kept.length).toBe(1);
+    const pruned = await world.edms(["prune"], { env: { EDMS_BACKUP_KEEP_PREVIOUS_DB_HOURS: "0" } });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toContain(`dropped database ${kept[0]}`);
+    expect(await databases()).not.toContain(kept[0]);
+    expect(await databases()).toEqual(expect.arrayContaining([...foreign, `edms_restoring_${id}`]));
+    expect(await world.cluster.psql("SELECT count(*) FROM figures", "edms_drill_reports")).toBe("1000\n");
+  });
+});
+
 describe("folders", () => {
   it("backup, prune and drill remove only the folders their record names", async () => {
     const theirs = [".tmp-notes", ".deleting-old", ".drill-photos", `.tmp-${id}`];
