@@ -47,22 +47,28 @@ made_rewrite() {
   sync -- "$edms_dir" 2>/dev/null || true
 }
 
+# made_set: an awk BEGIN block that makes the array listed of names (tab-separated) and m
+# their count.
+made_set='BEGIN { m = split(names, item, "\t") - 1; for (i = 1; i <= m; i++) listed[item[i]] = 1 }'
+
 # made_add KIND SERVER OID NAME: one thing made (a record of it replaced).
 made_add() {
   # shellcheck disable=SC2016 # awk's fields
   made_rewrite '!($1 == k && $2 == s && $4 == n) { print } END { print k, s, o, n }' "$1" "$2" "$3" "$4"
 }
 
-# made_forget KIND SERVER NAME: removed, or never made (the file is rewritten only when it
-# holds that record).
+# made_forget KIND SERVER NAME...: removed, or never made (in one write, and none when the
+# file holds no such record).
 made_forget() {
-  local file
+  local kind=$1 server=$2 file names
+  shift 2
   file=$(made_file)
   [[ -f "$file" ]] || return 0
+  names=$(printf '%s\t' "$@")
   # shellcheck disable=SC2016 # awk's fields
-  made_awk '$1 == k && $2 == s && $4 == n { found = 1; exit } END { exit !found }' "$1" "$2" - "$3" "" "$file" || return 0
+  made_awk "$made_set"' $1 == k && $2 == s && $4 in listed { found = 1; exit } END { exit !found }' "$kind" "$server" - - "$names" "$file" || return 0
   # shellcheck disable=SC2016 # awk's fields
-  made_rewrite '!($1 == k && $2 == s && $4 == n)' "$1" "$2" - "$3"
+  made_rewrite "$made_set"' !($1 == k && $2 == s && $4 in listed)' "$kind" "$server" - - "$names"
 }
 
 # made_list KIND [SERVER]: "OID<TAB>NAME" of each thing of KIND (on SERVER).
@@ -91,8 +97,7 @@ made_folder() {
   local kind=$1
   shift
   # shellcheck disable=SC2016 # awk's fields
-  made_rewrite 'BEGIN { m = split(names, add, "\t") - 1; for (i = 1; i <= m; i++) adding[add[i]] = 1 }
-     !($1 == k && $4 in adding) { print } END { for (i = 1; i <= m; i++) print k, "-", "-", add[i] }' \
+  made_rewrite "$made_set"' !($1 == k && $4 in listed) { print } END { for (i = 1; i <= m; i++) print k, "-", "-", item[i] }' \
     "folder:$kind" - - - "$(printf '%s\t' "$@")"
 }
 
@@ -100,31 +105,27 @@ folder_made() {
   made_has "folder:$1" - "$2" >/dev/null
 }
 
-# unmade_folder KIND NAME...: removed (their records, in one write when there are any).
+# unmade_folder KIND NAME...: removed (their records).
 unmade_folder() {
-  local kind=$1 file names begin='BEGIN { m = split(names, drop, "\t") - 1; for (i = 1; i <= m; i++) dropping[drop[i]] = 1 }'
+  local kind=$1
   shift
-  file=$(made_file)
-  [[ -f "$file" ]] || return 0
-  names=$(printf '%s\t' "$@")
-  # shellcheck disable=SC2016 # awk's fields
-  made_awk "$begin"' $1 == k && $4 in dropping { found = 1; exit } END { exit !found }' "folder:$kind" - - - "$names" "$file" || return 0
-  # shellcheck disable=SC2016 # awk's fields
-  made_rewrite "$begin"' !($1 == k && $4 in dropping)' "folder:$kind" - - - "$names"
+  made_forget "folder:$kind" - "$@"
 }
 
 # remove_made_folders KIND: every folder of KIND in EDMS_BACKUP_DIR a record names, removed
 # with its record; says what it removed.
 remove_made_folders() {
   local kind=$1 oid name
+  local -a names=()
   while IFS=$'\t' read -r oid name; do
     [[ -n "$name" && "$name" != */* && "$name" != . && "$name" != .. ]] || continue
     if [[ -e "$edms_dir/$name" ]]; then
       say "removing $name, left by an interrupted run"
       rm -rf -- "${edms_dir:?}/$name"
     fi
-    unmade_folder "$kind" "$name"
+    names+=("$name")
   done < <(made_list "folder:$kind")
+  ((${#names[@]} == 0)) || unmade_folder "$kind" "${names[@]}"
 }
 
 # --- databases -----------------------------------------------------------------------
@@ -144,13 +145,14 @@ database_oid() {
   psql_maintenance -v name="$1" <<<"SELECT oid FROM pg_database WHERE datname = :'name'"
 }
 
-# database_made KIND NAME: whether database NAME on this server is the one this folder's
-# record says it made (same OID; a pending record: a database of that name).
+# database_made KIND NAME [OID]: whether database NAME on this server is the one this
+# folder's record says it made: same OID (OID, when the caller has it, saves asking again),
+# or a pending record and a database of that name.
 database_made() {
-  local recorded oid
+  local recorded oid=${3:-}
   server_id
   recorded=$(made_has "database:$1" "$edms_server_id" "$2") || return 1
-  oid=$(database_oid "$2") || return 1
+  [[ -n "$oid" ]] || oid=$(database_oid "$2") || return 1
   [[ -n "$oid" && ("$recorded" == - || "$recorded" == "$oid") ]]
 }
 
@@ -161,9 +163,8 @@ create_made_database() {
   local kind=$1 name=$2 encoding=$3 out oid
   [[ "$name" != *[[:cntrl:]]* ]] || die "database name '${name//[[:cntrl:]]/?}' holds a control character: name the database without one (PGDATABASE)"
   server_id
-  if made_has "database:$kind" "$edms_server_id" "$name" >/dev/null && [[ -n "$(database_oid "$name")" ]]; then
-    database_made "$kind" "$name" || die "$(foreign_database_problem "$name")"
-    drop_made_database "$kind" "$name"
+  if made_has "database:$kind" "$edms_server_id" "$name" >/dev/null; then
+    drop_made_database "$kind" "$name" || (($? == 2)) || die "$(foreign_database_problem "$name")"
   fi
   made_add "database:$kind" "$edms_server_id" - "$name"
   if ! out=$(psql_maintenance -v name="$name" -v enc="$encoding" 2>&1 <<'SQL'
@@ -192,7 +193,7 @@ refuse_foreign_database() {
   out=$(psql_maintenance -F ' ' -v name="$2" <<<"SELECT system_identifier, (SELECT oid FROM pg_database WHERE datname = :'name') FROM pg_control_system()") ||
     die "cannot read the databases of the server: check PGUSER and EDMS_BACKUP_MAINTENANCE_DB"
   read -r edms_server_id oid <<<"$out"
-  [[ -z "$oid" ]] || database_made "$1" "$2" || die "$(foreign_database_problem "$2")"
+  [[ -z "$oid" ]] || database_made "$1" "$2" "$oid" || die "$(foreign_database_problem "$2")"
 }
 
 foreign_database_problem() {
@@ -201,15 +202,17 @@ foreign_database_problem() {
 }
 
 # drop_made_database KIND NAME: NAME dropped (its sessions ended) when this folder made it,
-# and its record forgotten once it is gone; returns 1 when it is someone else's.
+# and its record forgotten; returns 1 when it is someone else's, and 2 when it was gone
+# already (its record forgotten).
 drop_made_database() {
-  local kind=$1 name=$2 err
+  local kind=$1 name=$2 err oid
   server_id
-  if [[ -z "$(database_oid "$name")" ]]; then
+  oid=$(database_oid "$name") || die "cannot read the databases of the server: check PGUSER and EDMS_BACKUP_MAINTENANCE_DB"
+  if [[ -z "$oid" ]]; then
     made_forget "database:$kind" "$edms_server_id" "$name"
-    return 0
+    return 2
   fi
-  database_made "$kind" "$name" || return 1
+  database_made "$kind" "$name" "$oid" || return 1
   err=$(psql_maintenance -v name="$name" 2>&1 <<<'DROP DATABASE IF EXISTS :"name" WITH (FORCE)') ||
     die "cannot drop database $name, which edms-backup made: $(first_error_line "$err")"
   made_forget "database:$kind" "$edms_server_id" "$name"
