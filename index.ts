@@ -1,16 +1,30 @@
-// edms-backup: the stack's config (Pulumi.<stack>.yaml) declares its backups.
+// edms-backup: the stack's config (Pulumi.<stack>.yaml) declares its backups, or, with
+// edms-backup:role vault, the vault of another stack on a host of its own. The stack's
+// outputs are this module's exports (CommonJS: Pulumi's nodejs host reads module.exports,
+// @pulumi/pulumi cmd/run/run.js), only those of its role.
 import { EdmsBackup } from "./components/edmsBackup";
+import { EdmsVault } from "./components/edmsVault";
 import { loadSettings } from "./components/settings";
+import { loadVaultSettings, stackRole } from "./components/vaultSettings";
 
-const settings = loadSettings();
-const edms = new EdmsBackup("edms", { settings });
+function declare(): Record<string, unknown> {
+  if (stackRole() === "vault") {
+    const vault = new EdmsVault("vault", { settings: loadVaultSettings() });
+    return { vaultVolume: vault.volumeName, vaultContainer: vault.containerName, listVault: vault.listCommand, vaultStatus: vault.statusCommand };
+  }
+  const settings = loadSettings();
+  const edms = new EdmsBackup("edms", { settings });
+  return {
+    backupVolume: edms.volumeName,
+    backupContainer: edms.containerName,
+    schedule: edms.schedule,
+    nextBackup: edms.nextRun,
+    listBackups: edms.listCommand,
+    verifyBackup: edms.verifyCommand,
+    backupMetrics: edms.metricsCommand,
+    restoreDrill: edms.drillCommand,
+    restoring: settings.restore?.backupId ?? "",
+  };
+}
 
-export const backupVolume = edms.volumeName;
-export const backupContainer = edms.containerName;
-export const schedule = edms.schedule;
-export const nextBackup = edms.nextRun;
-export const listBackups = edms.listCommand;
-export const verifyBackup = edms.verifyCommand;
-export const backupMetrics = edms.metricsCommand;
-export const restoreDrill = edms.drillCommand;
-export const restoring = settings.restore?.backupId ?? "";
+export = declare();

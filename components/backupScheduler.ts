@@ -95,7 +95,7 @@ export class BackupScheduler extends pulumi.ComponentResource {
  * host: internal/provider/resource_docker_image_funcs.go), tagged with a hash of base and
  * Dockerfile so that either changing builds a new one.
  */
-function imageArgs(settings: Settings): docker.RemoteImageArgs {
+export function imageArgs(settings: Pick<Settings, "image" | "runtimeImage">): docker.RemoteImageArgs {
   if (settings.runtimeImage) return { name: settings.runtimeImage, keepLocally: true };
   const dockerfile = fs.readFileSync(path.join(imageContext, "Dockerfile"), "utf8");
   const tag = crypto.createHash("sha256").update(`${settings.image}\n${dockerfile}`).digest("hex").slice(0, 12);

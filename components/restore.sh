@@ -10,7 +10,9 @@
 # or finished, and reports it instead of starting a second restore.
 #
 # With EDMS_RESTORE_FROM_HOST, the backup is first copied from that host's backup volume
-# (streamed through both hosts' docker CLI) and checked against its SHA256SUMS.
+# (streamed through both hosts' docker CLI) and checked against its SHA256SUMS; with
+# EDMS_RESTORE_FROM_VAULT, from the vault container EDMS_RESTORE_VAULT_CONTAINER on that
+# host (`edms-backup vault dump`), the same way: the VM never gets the vault's password.
 #
 # Needs a POSIX shell and the docker CLI, nothing else (it runs from a macOS workstation
 # too). The docker CLI runs in a closed environment: PATH, HOME and what it needs to reach
@@ -97,22 +99,45 @@ transfer_backup() {
   has_backup "$from" ||
     fail "backup $id is not in volume $backup_volume on the old host $from: run 'edms-backup list' there"
   say "copying backup $id from $from"
-  # Shared (hard-linked) files travel as plain files: the copy stands on its own. A cut
-  # stream fails the checksums on the receiving side, which then keeps nothing.
-  # shellcheck disable=SC2016 # the receiving script expands its own arguments
+  # Shared (hard-linked) files travel as plain files: the copy stands on its own.
   docker_at "$from" run --rm -v "$backup_volume:/backups:ro" --entrypoint tar "$base_image" \
-    -C /backups --format=posix --numeric-owner -cf - "$id" |
-    d run --rm -i -v "$backup_volume:/backups" --entrypoint bash "$base_image" -c '
-      set -euo pipefail
-      incoming=/backups/.incoming-$1
-      rm -rf "$incoming" && mkdir "$incoming"
-      tar -C "$incoming" --numeric-owner -xpf -
-      (cd "$incoming/$1" && sha256sum --check --quiet --strict SHA256SUMS) ||
-        { echo "the copy of backup $1 does not match its SHA256SUMS" >&2; rm -rf "$incoming"; exit 1; }
-      mv "$incoming/$1" "/backups/$1"
-      rmdir "$incoming"' _ "$id" ||
+    -C /backups --format=posix --numeric-owner -cf - "$id" | receive_backup . ||
     fail "copying backup $id from $from failed (see above); nothing was restored"
   say "backup $id copied and its checksums verified"
+}
+
+# transfer_from_vault HOST: the backup streamed from the stack's vault on HOST (restic's
+# dump in the vault's own container, which holds its password) into the backup volume.
+transfer_from_vault() {
+  from=$1
+  vault=${EDMS_RESTORE_VAULT_CONTAINER:?EDMS_RESTORE_VAULT_CONTAINER is not set}
+  if has_backup "$target"; then
+    say "backup $id is already on this host"
+    return
+  fi
+  docker_at "$from" info >/dev/null 2>&1 ||
+    fail "the vault's host $from does not answer: check edms-backup:restore.fromVault (the vault stack's dockerHost)"
+  say "copying backup $id from the vault $vault on $from"
+  docker_at "$from" exec "$vault" /opt/edms-backup/edms-backup vault dump "$id" | receive_backup "$id" ||
+    fail "copying backup $id from the vault failed (see above); nothing was restored"
+  say "backup $id copied from the vault and its checksums verified"
+}
+
+# receive_backup INTO: a tar stream on stdin unpacked on the target host in a folder of its
+# own (INTO: the folder the stream's root becomes, "." when the stream holds the backup's
+# folder), checked against SHA256SUMS, then renamed into place. A cut stream fails the
+# checksums, and then nothing is kept.
+receive_backup() {
+  # shellcheck disable=SC2016 # the receiving script expands its own arguments
+  d run --rm -i -v "$backup_volume:/backups" --entrypoint bash "$base_image" -c '
+    set -euo pipefail
+    incoming=/backups/.incoming-$1
+    rm -rf "$incoming" && mkdir -p "$incoming/$2"
+    tar -C "$incoming/$2" --numeric-owner -xpf -
+    (cd "$incoming/$1" && sha256sum --check --quiet --strict SHA256SUMS) ||
+      { echo "the copy of backup $1 does not match its SHA256SUMS" >&2; rm -rf "$incoming"; exit 1; }
+    mv "$incoming/$1" "/backups/$1"
+    rm -rf "$incoming"' _ "$id" "$1"
 }
 
 # create_job: the one-off container, with the volumes, the config folders, the host's
@@ -158,6 +183,8 @@ d info >/dev/null 2>&1 ||
 report_earlier_job
 if [ -n "${EDMS_RESTORE_FROM_HOST:-}" ]; then
   transfer_backup "$EDMS_RESTORE_FROM_HOST"
+elif [ -n "${EDMS_RESTORE_FROM_VAULT:-}" ]; then
+  transfer_from_vault "$EDMS_RESTORE_FROM_VAULT"
 fi
 create_job
 d start "$job" >/dev/null

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { configFolders, envFileText, runtimeEnv } from "./runtimeEnv";
 import { runtimeDir } from "./runtimeFiles";
 import type { Settings } from "./settings";
+import { vaultContainerName } from "./vaultSettings";
 
 /** The script the command runs: a file of its own, so that shellcheck and the tests see it. */
 export const restoreScriptPath = path.join(__dirname, "restore.sh");
@@ -44,7 +45,7 @@ export class RestoreCommand extends pulumi.ComponentResource {
       throw new Error("RestoreCommand: declare it only for a confirmed restore (edms-backup:restore.confirm true)");
     }
     this.backupId = restore.backupId;
-    const triggers = [restore.backupId, restore.requestId ?? "", settings.dockerHost, restore.fromHost ?? ""];
+    const triggers = [restore.backupId, restore.requestId ?? "", settings.dockerHost, restore.fromHost ?? "", ...(restore.fromVault ? [restore.fromVault] : [])];
     this.jobName = `edms-backup-restore-${settings.stack}-${crypto.createHash("sha256").update(JSON.stringify(triggers)).digest("hex").slice(0, 10)}`;
 
     const environment = pulumi
@@ -62,6 +63,8 @@ export class RestoreCommand extends pulumi.ComponentResource {
           EDMS_RESTORE_JOB: this.jobName,
           EDMS_RESTORE_WITH_CONFIG: String(restore.withConfig),
           EDMS_RESTORE_FROM_HOST: restore.fromHost ?? "",
+          EDMS_RESTORE_FROM_VAULT: restore.fromVault ?? "",
+          EDMS_RESTORE_VAULT_CONTAINER: vaultContainerName(settings.stack),
           EDMS_RESTORE_IMAGE: image,
           EDMS_RESTORE_BASE_IMAGE: settings.image,
           EDMS_RESTORE_NETWORK: settings.network,

@@ -9,7 +9,7 @@ import { z } from "zod";
 export const namespace = "edms-backup";
 
 const backupIdPattern = /^\d{8}_\d{6}$/;
-const dockerHostPattern = /^(unix|ssh|tcp|npipe):\/\/\S+$/;
+export const dockerHostPattern = /^(unix|ssh|tcp|npipe):\/\/\S+$/;
 const secretNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** How to set each key, for the error messages. */
@@ -31,6 +31,7 @@ const examples: Record<string, string> = {
   dockerSocket: "pulumi config set edms-backup:dockerSocket /run/user/1000/docker.sock",
   appContainers: "pulumi config set --path 'edms-backup:appContainers[0]' edms_backend",
   restore: "pulumi config set --path 'edms-backup:restore.backupId' 20260104_020000 && pulumi config set --path 'edms-backup:restore.confirm' true",
+  role: "pulumi config set edms-backup:role vault (a vault stack; see Pulumi.vault.yaml)",
   appSecrets: "pulumi config set --secret --path 'edms-backup:appSecrets.SECRET_KEY' <value>",
   appEnvFile: "pulumi config set edms-backup:appEnvFile /srv/edms/.env",
   backupVolume: "pulumi config set edms-backup:backupVolume edms-backups",
@@ -48,7 +49,7 @@ const examples: Record<string, string> = {
  * set with --path inside an object are JSON (false). z.coerce.boolean would read "false"
  * as true.
  */
-const booleanSetting = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], { error: "must be true or false" });
+export const booleanSetting = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], { error: "must be true or false" });
 
 const absolutePath = z.string().refine((p) => path.posix.isAbsolute(p) && p !== "/", {
   error: "must be an absolute host path other than /",
@@ -69,6 +70,12 @@ const restoreSchema = z.strictObject({
   fromHost: z.string().regex(dockerHostPattern, { error: "must be the old Docker host, unix://… or ssh://user@host" }).optional(),
   /** The backup comes from the off-site repository (a new VM, the old one gone). */
   fromOffsite: booleanSetting.default(false),
+  /**
+   * The backup comes from this stack's vault, on that Docker host (the off-site copies gone
+   * too): streamed from the vault's container through the operator's docker CLI; the VM
+   * gets the backup, never the vault's password.
+   */
+  fromVault: z.string().regex(dockerHostPattern, { error: "must be the vault's Docker host, ssh://user@host (the vault stack's dockerHost)" }).optional(),
   /** Secrets whose mismatch with the backup's may proceed (ENCRYPTION_KEY refuses otherwise). */
   allowSecretMismatch: z.array(z.string().regex(secretNamePattern)).default([]),
 });
@@ -86,12 +93,14 @@ const offsiteSchema = z.strictObject({
   knownHosts: z.string().min(1).optional(),
 });
 
-const envName = /^[A-Z_][A-Z0-9_]*$/;
+export const envName = /^[A-Z_][A-Z0-9_]*$/;
 
 /** The demo EDMS's database password when dbPassword is not set: a demo, nothing to keep. */
 export const demoPassword = "edms-demo-password";
 
 const settingsSchema = z.strictObject({
+  /** A stack protects an EDMS unless it is a vault (components/vaultSettings.ts). */
+  role: z.literal("protect", { error: "must be protect, or vault for a vault stack" }).optional(),
   dockerHost: z.string({ error: "is required" }).regex(dockerHostPattern, { error: "must be unix:///var/run/docker.sock, ssh://user@host or tcp://host:port" }),
   network: z.string({ error: "is required" }).min(1),
   database: z.strictObject(
@@ -248,8 +257,12 @@ export function loadSettings(
   if (parsed.restore?.fromOffsite && !parsed.offsite) {
     throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromOffsite needs ${namespace}:offsite (the repository the backups went to): ${examples.offsite}, with the same offsitePassword`);
   }
-  if (parsed.restore?.fromOffsite && parsed.restore.fromHost) {
-    throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromOffsite and restore.fromHost name two sources: keep one`);
+  const sources = (["fromOffsite", "fromHost", "fromVault"] as const).filter((k) => parsed.restore?.[k]);
+  if (sources.length > 1) {
+    throw new pulumi.RunError(`edms-backup: ${namespace}:restore.${sources.join(" and restore.")} name ${sources.length === 2 ? "two" : "three"} sources: keep one`);
+  }
+  if (parsed.restore?.fromVault === parsed.dockerHost) {
+    throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromVault is this stack's own dockerHost: the vault runs on a host of its own; set it to the vault stack's dockerHost`);
   }
   if (parsed.restore?.fromHost === parsed.dockerHost) {
     throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromHost is the same host as ${namespace}:dockerHost: remove restore.fromHost to restore on this host, or set it to the old host`);
@@ -283,7 +296,7 @@ export function loadSettings(
 }
 
 /** Whether a config key was set with --secret (the SDK has this, its typings do not). */
-function configIsSecret(key: string): boolean {
+export function configIsSecret(key: string): boolean {
   const runtime = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
   return runtime.isConfigSecret ? runtime.isConfigSecret(key) : true;
 }
@@ -298,7 +311,7 @@ function problem(key: string, message: string): string {
  * The schedule is checked in the runtime's own cron dialect (components/cron.ts): what the
  * scheduler would refuse, and crash-loop on, is refused here with the key named.
  */
-function checkSchedule(schedule: string, timezone: string, key = "schedule"): string[] {
+export function checkSchedule(schedule: string, timezone: string, key = "schedule"): string[] {
   try {
     Intl.DateTimeFormat("en-US", { timeZone: timezone });
   } catch {

@@ -8,6 +8,7 @@ import { materialise } from "../support/materialise";
 import { encodeConfig, runProgram, types, type ProgramRun } from "../support/program";
 import { dbFingerprint, type PgExec } from "../support/pg";
 import { mustRun, repoRoot } from "../support/run";
+import { startSftpStore } from "../support/sftp";
 
 // Moving to a new VM by pointing the stack at it: host A is this machine's Docker daemon,
 // host B a second daemon with its own data-root, exec-root, pidfile and socket.
@@ -216,7 +217,7 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
   const offsiteKeys = [...secretKeys, "edms-backup:offsitePassword", "edms-backup:offsiteSshKey"];
 
   beforeAll(async () => {
-    offsite = await startSftpStore();
+    offsite = (await startSftpStore(a, sftpName, sftpDir, offsitePassword)).config;
     // The old VM is B, as the move above left it, with one more document.
     await b.must(["run", "--rm", "-v", `${names.docs}:/v`, "--entrypoint", "bash", testImage, "-c", `printf '%s\\n' "$1" > /v/late-document.txt`, "_", marker]);
     programOld = await runProgram(config(b.host, "password on B", offsite), { stack, secretKeys: offsiteKeys, askDaemons: true });
@@ -273,44 +274,4 @@ describe("the old VM is lost: restoring from the off-site copy onto an empty new
     expect((await a.must(["exec", sftpName, "ls", "/srv/repos/edms"])).split("\n")).toEqual(expect.arrayContaining(["config", "data", "keys", "snapshots"]));
     expect(result.stdout + result.stderr).not.toContain(offsitePassword);
   });
-
-  /**
-   * Debian's OpenSSH server in a container on this machine's daemon, published on its
-   * bridge's address: the old VM's containers reach it there, and so do the new VM's.
-   * Its host key is pinned (offsite.knownHosts), one client key is allowed.
-   */
-  async function startSftpStore(): Promise<Record<string, unknown>> {
-    fs.mkdirSync(path.join(sftpDir, "etc"), { recursive: true });
-    await mustRun("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sftpDir, "etc", "host_ed25519")]);
-    await mustRun("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sftpDir, "client")]);
-    fs.copyFileSync(path.join(sftpDir, "client.pub"), path.join(sftpDir, "etc", "authorized_keys"));
-    fs.writeFileSync(
-      path.join(sftpDir, "etc", "sshd_config"),
-      ["Port 22", "HostKey /etc/edms-sftp/host_ed25519", "AuthorizedKeysFile /etc/edms-sftp/authorized_keys", "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "Subsystem sftp internal-sftp", ""].join("\n"),
-    );
-    const gateway = await bridgeGateway();
-    await a.must(["create", "--name", sftpName, "-p", `${gateway}::22`, "--entrypoint", "bash", testImage, "-c",
-      "mkdir -p /run/sshd /srv/repos && exec /usr/sbin/sshd -D -e -f /etc/edms-sftp/sshd_config"]);
-    await a.must(["cp", path.join(sftpDir, "etc"), `${sftpName}:/etc/edms-sftp`]);
-    await a.must(["start", sftpName]);
-    const port = (await a.must(["port", sftpName, "22"])).trim().split("\n")[0].split(":").pop();
-    const hostKey = fs.readFileSync(path.join(sftpDir, "etc", "host_ed25519.pub"), "utf8").split(" ").slice(0, 2).join(" ");
-    return {
-      "edms-backup:offsite": { repository: `sftp://root@${gateway}:${port}//srv/repos/edms`, knownHosts: `[${gateway}]:${port} ${hostKey}` },
-      "edms-backup:offsitePassword": offsitePassword,
-      "edms-backup:offsiteSshKey": fs.readFileSync(path.join(sftpDir, "client"), "utf8"),
-    };
-  }
-
-  // bridgeGateway: the address of daemon A's default bridge on this host. A daemon that
-  // created docker0 on its first boot leaves .Gateway out of the bridge's IPAM config
-  // (moby/moby#26799): the address is then the subnet's first.
-  async function bridgeGateway(): Promise<string> {
-    const [ipam] = JSON.parse(await a.must(["network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"])) as { Subnet: string; Gateway?: string }[];
-    if (ipam.Gateway) return ipam.Gateway;
-    const octets = ipam.Subnet.split("/")[0].split(".").map(Number);
-    octets[3] += 1;
-    return octets.join(".");
-  }
 });

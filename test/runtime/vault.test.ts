@@ -81,7 +81,7 @@ async function backup(p: Pair): Promise<string> {
 
 /** restic as the attacker runs it: with the VM's repository settings. */
 function vmRestic(p: Pair, args: string[]): Promise<string> {
-  return mustRun("restic", ["--cacert", p.vm.RESTIC_CACERT, "--no-cache", ...args], { env: { ...clean(), ...p.vm } });
+  return mustRun("restic", [...(p.vm.RESTIC_CACERT ? ["--cacert", p.vm.RESTIC_CACERT] : []), "--no-cache", ...args], { env: { ...clean(), ...p.vm } });
 }
 
 function vaultRestic(p: Pair, args: string[]): Promise<string> {
@@ -109,14 +109,32 @@ function duBytes(dir: string): number {
   return total;
 }
 
-/** A snapshot made with restic by hand, as an attacker would: any host, tags and time. */
-async function forge(p: Pair, host: string, time: string, tags: string[]): Promise<void> {
+/** A snapshot made with restic by hand, as an attacker would: any host, tags and time (and BYTES of random data). */
+async function forge(p: Pair, host: string, time: string, tags: string[], bytes = 0): Promise<void> {
   const dir = fs.mkdtempSync(path.join(world.root, "forged-"));
   fs.writeFileSync(path.join(dir, "manifest.json"), `{"forged": "${crypto.randomUUID()}"}\n`);
-  await mustRun("restic", ["--cacert", p.vm.RESTIC_CACERT, "--no-cache", "backup", ".", "--host", host, "--time", time, ...tags.flatMap((t) => ["--tag", t])], {
+  if (bytes > 0) fs.writeFileSync(path.join(dir, "data.bin"), crypto.randomBytes(bytes));
+  await mustRun("restic", [...(p.vm.RESTIC_CACERT ? ["--cacert", p.vm.RESTIC_CACERT] : []), "--no-cache", "backup", ".", "--host", host, "--time", time, ...tags.flatMap((t) => ["--tag", t])], {
     env: { ...clean(), ...p.vm, TZ: "UTC" },
     cwd: dir,
   });
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** A snapshot shaped as the stack's own (host, tags, its time as id), BYTES of random data: a night without the backup's cost. */
+let nights = 0;
+async function night(p: Pair, bytes = 0): Promise<string> {
+  const t = new Date(Date.now() - 3600_000 + ++nights * 1000);
+  const id = t.toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "_");
+  await forge(p, "edms-prod", t.toISOString().slice(0, 19).replace("T", " "), ["edms-backup", "stack=prod", `id=${id}`], bytes);
+  return id;
+}
+
+/** A source repository in a folder: for what does not depend on the store. */
+function localPair(): Pair {
+  const p = pair();
+  const repo = path.join(world.root, `local-src-${n}`);
+  return { vm: { RESTIC_REPOSITORY: repo, RESTIC_PASSWORD: p.vm.RESTIC_PASSWORD, EDMS_BACKUP_STACK: "prod", EDMS_BACKUP_DIR: p.vm.EDMS_BACKUP_DIR }, vault: { ...p.vault, RESTIC_FROM_REPOSITORY: repo } };
 }
 
 describe("vault sync", () => {
@@ -150,6 +168,14 @@ describe("vault sync", () => {
     const snaps = JSON.parse(await vaultRestic(p, ["snapshots", "--json"])) as { hostname: string; tags: string[] }[];
     expect(snaps.map((s) => s.hostname)).toEqual(["edms-prod", "edms-prod"]);
     expect(snaps[0].tags).toEqual(expect.arrayContaining(["edms-backup", "stack=prod"]));
+    // The metrics the vault's container keeps for node_exporter, checked by promtool.
+    const metrics = await run(edmsBackup, ["metrics"], { env: { ...clean(), ...p.vault } });
+    expect(metrics.code, metrics.stderr).toBe(0);
+    expect(metrics.stdout).toMatch(/^edms_backup_vault_snapshots\{stack="prod"\} 2$/m);
+    expect(metrics.stdout).toMatch(/^edms_backup_vault_alarms\{stack="prod"\} 0$/m);
+    expect(metrics.stdout).toMatch(new RegExp(`^edms_backup_vault_newest_backup_timestamp_seconds\\{stack="prod"\\} ${Date.parse(`${second.slice(0, 4)}-${second.slice(4, 6)}-${second.slice(6, 8)}T${second.slice(9, 11)}:${second.slice(11, 13)}:${second.slice(13, 15)}Z`) / 1000}$`, "m"));
+    expect(metrics.stdout).not.toMatch(/^edms_backup_backups/m);
+    expect((await run("promtool", ["check", "metrics"], { input: metrics.stdout })).code).toBe(0);
     const told = await events(`/vault-${n}`, 3);
     expect(told.map((e) => e.event)).toEqual(["vault.synced", "vault.synced", "vault.synced"]);
     expect(told[1].ids).toEqual([second]);
@@ -157,9 +183,10 @@ describe("vault sync", () => {
 
   it("a wrong source password, or a source repository swapped for another, fails loudly and copies nothing", async () => {
     const p = pair();
-    const first = await backup(p);
+    await vmRestic(p, ["init"]);
+    const first = await night(p);
     expect((await vaultCmd(p, ["sync"])).code).toBe(0);
-    await backup(p);
+    await night(p);
 
     const wrong = await vaultCmd(p, ["sync"], { RESTIC_FROM_PASSWORD: "not the password" });
     expect(wrong.code).toBe(1);
@@ -168,7 +195,8 @@ describe("vault sync", () => {
 
     // Another repository at another place, holding a backup of the same stack.
     const other = pair();
-    await backup(other);
+    await vmRestic(other, ["init"]);
+    await night(other);
     const swapped = await vaultCmd(p, ["sync"], { RESTIC_FROM_REPOSITORY: other.vm.RESTIC_REPOSITORY, RESTIC_FROM_PASSWORD: other.vm.RESTIC_PASSWORD });
     expect(swapped.code).toBe(1);
     expect(swapped.stderr.trim().split("\n").pop()).toMatch(/the source repository .* is [0-9a-f]{8}, not [0-9a-f]{8} which the vault copied from: it was replaced .*nothing was copied/);
@@ -179,15 +207,15 @@ describe("vault sync", () => {
 
   it("a sync killed at any point leaves the vault whole; the next sync completes", async () => {
     const p = pair();
-    const ids = [await backup(p)];
+    await vmRestic(p, ["init"]);
+    const ids = [await night(p)];
     expect((await vaultCmd(p, ["sync"])).code).toBe(0);
     const hook = path.join(world.root, `vault-hook-${n}.sh`);
     const reached = path.join(world.root, `vault-hook-${n}.reached`);
     fs.writeFileSync(hook, `#!/bin/sh\n[ "$1" = vault-copy ] && touch '${reached}'\nexit 0\n`, { mode: 0o755 });
     // Killed as the copy starts, and at three points while restic copies.
-    for (const delayMs of [0, 250, 600, 1200]) {
-      fs.writeFileSync(path.join(world.storage[1], `kill-${delayMs}.bin`), crypto.randomBytes(2 << 20));
-      ids.push(await backup(p));
+    for (const delayMs of [0, 300, 900]) {
+      ids.push(await night(p, 4 << 20));
       fs.rmSync(reached, { force: true });
       const env = Object.fromEntries(Object.entries({ ...process.env, ...clean(), ...p.vault, EDMS_BACKUP_STEP_HOOK: hook }).filter(([, v]) => v !== undefined)) as Record<string, string>;
       const child = spawn(edmsBackup, ["vault", "sync"], { env, detached: true, stdio: "ignore" });
@@ -202,7 +230,7 @@ describe("vault sync", () => {
         // ended before the kill: a kill after the end is the same case as no kill
       }
       await ended;
-      const check = await vaultCmd(p, ["check", "--read-data"]);
+      const check = await vaultCmd(p, ["check"]);
       expect(check.code, check.stderr).toBe(0);
     }
     const finished = await vaultCmd(p, ["sync"]);

@@ -100,8 +100,11 @@ export async function runProgram(config: Record<string, string>, options: { stac
     if (noDaemonCheck === undefined) delete process.env.EDMS_BACKUP_NO_DAEMON_CHECK;
     else process.env.EDMS_BACKUP_NO_DAEMON_CHECK = noDaemonCheck;
   }
+  // index.ts sets module.exports (export =): the outputs are that object's properties, as
+  // Pulumi's nodejs host reads them; vitest's interop also shows it as `default`.
+  const exported = (module && typeof module.default === "object" ? module.default : module) as Record<string, unknown> | undefined;
   const outputs: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(module ?? {})) {
+  for (const [key, value] of Object.entries(exported ?? {})) {
     outputs[key] = pulumi.Output.isInstance(value) ? await new Promise((resolve) => (value as any).apply(resolve)) : value;
   }
   // Registrations finish asynchronously: wait until no new resource arrives.
