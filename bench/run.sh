@@ -226,7 +226,7 @@ in_turn() {
   fi
 }
 
-declare -a t_seed_backup=() t_seed_restore=() t_full=() t_repeat=() t_restore=()
+declare -a t_seed_backup=() t_seed_restore=() t_full=() t_repeat=() t_restore=() t_local_alone=()
 for ((r = 1; r <= rounds; r++)); do
   in_turn t_seed_backup seed_backup t_full ours_full
   timed t_repeat ours_repeat
@@ -277,6 +277,68 @@ sync -f "$dir/restored"
 disaster_s=$(elapsed "$t0" "$(now)") disaster_cpu=$(elapsed "$c0" "$(busy)")
 rm -rf "${dir:?}/ours" && mv "$dir/ours-lost" "$dir/ours"
 
+# --- the vault: restic copy from the off-site repository into a repository of its own ------
+# A night after a 1% change: `edms-backup vault sync` against `restic copy` of the same
+# snapshot alone (into a twin vault holding the same snapshots, with its own cache), in
+# turn; then a disaster recovery from the vault (pull + restore) against `restic restore`
+# of that snapshot alone + the local restore of the same backup alone.
+vault_env=(RESTIC_REPOSITORY="$dir/vault/repository" RESTIC_PASSWORD="vault pass phrase"
+  RESTIC_FROM_REPOSITORY="${sftp[SFTP_BASE]}/bench" RESTIC_FROM_PASSWORD="bench pass phrase"
+  EDMS_BACKUP_OFFSITE_SSH_KEY="${sftp[EDMS_BACKUP_OFFSITE_SSH_KEY]}" EDMS_BACKUP_OFFSITE_KNOWN_HOSTS="${sftp[EDMS_BACKUP_OFFSITE_KNOWN_HOSTS]}"
+  EDMS_BACKUP_STACK=bench EDMS_BACKUP_DIR="$dir/vault" EDMS_BACKUP_SCHEDULE="* * * * *")
+twin_env=(RESTIC_REPOSITORY="$dir/twin" RESTIC_PASSWORD="vault pass phrase"
+  RESTIC_FROM_REPOSITORY="${sftp[SFTP_BASE]}/bench" RESTIC_FROM_PASSWORD="bench pass phrase"
+  EDMS_BACKUP_OFFSITE_SSH_KEY="${sftp[EDMS_BACKUP_OFFSITE_SSH_KEY]}" EDMS_BACKUP_OFFSITE_KNOWN_HOSTS="${sftp[EDMS_BACKUP_OFFSITE_KNOWN_HOSTS]}"
+  PATH="$repo/runtime/share/offsite-ssh:$PATH")
+twin_restic() { env "${twin_env[@]}" restic --cache-dir "$dir/twin-cache" "$@"; }
+vault_sync() {
+  local t0
+  t0=$(now)
+  env "${vault_env[@]}" "$edms" vault sync >/dev/null 2>"$dir/vault.log"
+  elapsed "$t0" "$(now)"
+}
+copy_alone() {
+  local t0
+  t0=$(now)
+  twin_restic --no-lock copy "$night_snap" >/dev/null 2>&1
+  elapsed "$t0" "$(now)"
+}
+log "vault: the first sync, and the twin made with restic copy"
+mkdir -p "$dir/vault"
+env "${vault_env[@]}" "$edms" vault sync >/dev/null 2>"$dir/vault.log"
+twin_restic init --copy-chunker-params >/dev/null 2>&1
+twin_restic --no-lock copy >/dev/null 2>&1
+declare -a t_vault=() t_copy=()
+for r in 1 2; do
+  ours_repeat >/dev/null
+  night_id=$(ours_env "$edms" list | sed -n 1p | cut -d' ' -f1)
+  ours_env env "${offsite_env[@]}" "$edms" offsite push "$night_id" >/dev/null 2>"$dir/offsite.log"
+  night_snap=$(ours_env env "${offsite_env[@]}" "$edms" offsite list | sed -n 1p | sed 's/.*snapshot //')
+  in_turn t_vault vault_sync t_copy copy_alone
+done
+# Disaster recovery from the vault: the local backups gone, an empty instance.
+vault_snap=$(env "${vault_env[@]}" "$edms" vault list | sed -n 1p | sed 's/.*snapshot //')
+rm -rf "${dir:?}/restic-alone" && quiet
+log "vault: restic restore of $night_id alone"
+t0=$(now)
+env "${vault_env[@]}" restic --cache-dir "$dir/vault/.offsite-cache" restore "$vault_snap" --target "$dir/restic-alone" >/dev/null 2>&1
+sync -f "$dir/restic-alone"
+vault_restic_s=$(elapsed "$t0" "$(now)")
+rm -rf "${dir:?}/restic-alone"
+r=vault
+timed t_local_alone ours_restore
+mv "$dir/ours" "$dir/ours-lost" && mkdir -p "$dir/ours"
+reset_target
+quiet
+log "vault: disaster recovery of $night_id from the vault (pull + restore)"
+t0=$(now)
+env "${dst_env[@]}" RESTIC_REPOSITORY="$dir/vault/repository" RESTIC_PASSWORD="vault pass phrase" EDMS_BACKUP_STACK=bench \
+  EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" "$edms" restore "$night_id" --yes >/dev/null 2>"$dir/vault-dr.log"
+sync -f "$dir/restored"
+vault_dr_s=$(elapsed "$t0" "$(now)")
+rm -rf "${dir:?}/ours" && mv "$dir/ours-lost" "$dir/ours"
+vault_parts=$(awk -v a="$vault_restic_s" -v b="${t_local_alone[0]}" 'BEGIN { printf "%.3f", a + b }')
+
 # What the last repeat backup added to the disk (blocks not shared with the backup before).
 mapfile -t ids < <(ours_env "$edms" list | cut -d' ' -f1)
 added=$(du -sk "$dir/ours/${ids[1]}" "$dir/ours/${ids[0]}" | sed -n 2p | cut -f1)
@@ -320,4 +382,8 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
     disaster restore     $(printf '%8.2f' "$disaster_s") s   pull + restore, local backups gone; seed restore $(printf '%.2f' "$sr") s   ratio $(printf '%5.2f' "$(ratio "$disaster_s" "$sr")")   <= 1.00
       CPU it used        $(printf '%8.2f' "$disaster_cpu") core-s (the sftp server's on loopback included; seed restore $(printf '%.2f' "$sr_cpu") core-s):
                          on $(nproc) cores no less than $(printf '%.2f' "$disaster_floor") s, ratio $(printf '%5.2f' "$(ratio "$disaster_floor" "$sr")") to the seed's restore time
+
+  vault (restic copy from the off-site repository into a repository on this disk), a night after a 1% change, in turn:
+    vault sync           $(printf '%8.2f' "$(m "${t_vault[@]}")") s   restic copy alone $(printf '%.2f' "$(m "${t_copy[@]}")") s   ratio $(printf '%5.2f' "$(ratio "$(m "${t_vault[@]}")" "$(m "${t_copy[@]}")")")   <= 1.50   (each: ${t_vault[*]} / ${t_copy[*]})
+    recovery from vault  $(printf '%8.2f' "$vault_dr_s") s   restic restore alone $(printf '%.2f' "$vault_restic_s") s + local restore alone $(printf '%.2f' "${t_local_alone[0]}") s = $(printf '%.2f' "$vault_parts") s   ratio $(printf '%5.2f' "$(ratio "$vault_dr_s" "$vault_parts")")   <= 1.00
 REPORT

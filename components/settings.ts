@@ -198,35 +198,7 @@ export function loadSettings(
   project: string = pulumi.getProject(),
   isSecret: (key: string) => boolean = configIsSecret,
 ): Settings {
-  const raw: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const [fullKey, value] of Object.entries(config)) {
-    if (!fullKey.startsWith(`${namespace}:`)) continue;
-    const key = fullKey.slice(namespace.length + 1);
-    if (structuredKeys.has(key) && typeof value === "string") {
-      try {
-        raw[key] = JSON.parse(value);
-      } catch {
-        problems.push(problem(key, "is not a structured value (an object or a list)"));
-      }
-    } else {
-      raw[key] = value;
-    }
-  }
-
-  const result = settingsSchema.safeParse(raw);
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      if (issue.code === "unrecognized_keys") {
-        for (const extra of issue.keys) {
-          const key = [...issue.path, extra].join(".");
-          problems.push(`${namespace}:${key} is not a setting of edms-backup: remove it (pulumi config rm ${namespace}:${key}) or fix its spelling; the settings are ${Object.keys(examples).join(", ")}`);
-        }
-        continue;
-      }
-      problems.push(problem(issue.path.map(String).join("."), issue.message));
-    }
-  }
+  const { raw, result, problems } = parseConfig(settingsSchema, config, structuredKeys, problem, "edms-backup", Object.keys(examples));
   if (result.success) problems.push(...checkSchedule(result.data.schedule, result.data.timezone));
   if (result.success && result.data.drill.schedule !== "") problems.push(...checkSchedule(result.data.drill.schedule, result.data.timezone, "drill.schedule"));
   const demo = raw.demo === true || raw.demo === "true";
@@ -293,6 +265,48 @@ export function loadSettings(
     protectBackups: parsed.protectBackups ?? stack === "prod",
     dockerSocketPath: parsed.dockerSocket ?? (parsed.dockerHost.startsWith("unix://") ? parsed.dockerHost.slice("unix://".length) : "/var/run/docker.sock"),
   };
+}
+
+/**
+ * The namespace's keys of a stack's config, structured ones (STRUCTURED) parsed from JSON,
+ * checked against SCHEMA: the raw values, zod's result, and one line per problem (PROBLEM
+ * names a key and how to set it; an unknown key is "not a setting of OWNER", with SETTINGS).
+ */
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  config: Record<string, string>,
+  structured: Set<string>,
+  problem: (key: string, message: string) => string,
+  owner: string,
+  settings: string[],
+): { raw: Record<string, unknown>; result: z.ZodSafeParseResult<z.infer<S>>; problems: string[] } {
+  const raw: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [fullKey, value] of Object.entries(config)) {
+    if (!fullKey.startsWith(`${namespace}:`)) continue;
+    const key = fullKey.slice(namespace.length + 1);
+    if (structured.has(key) && typeof value === "string") {
+      try {
+        raw[key] = JSON.parse(value);
+      } catch {
+        problems.push(problem(key, "is not a structured value (an object or a list)"));
+      }
+    } else {
+      raw[key] = value;
+    }
+  }
+  const result = schema.safeParse(raw);
+  for (const issue of result.success ? [] : result.error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const extra of issue.keys) {
+        const key = [...issue.path, extra].join(".");
+        problems.push(`${namespace}:${key} is not a setting of ${owner}: remove it (pulumi config rm ${namespace}:${key}) or fix its spelling; the settings are ${settings.join(", ")}`);
+      }
+      continue;
+    }
+    problems.push(problem(issue.path.map(String).join("."), issue.message));
+  }
+  return { raw, result, problems };
 }
 
 /** Whether a config key was set with --secret (the SDK has this, its typings do not). */

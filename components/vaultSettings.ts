@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { booleanSetting, checkSchedule, configIsSecret, dockerHostPattern, envName, namespace } from "./settings";
+import { booleanSetting, checkSchedule, configIsSecret, dockerHostPattern, envName, namespace, parseConfig } from "./settings";
 
 /** How to set each key of a vault stack, for the error messages. */
 const examples: Record<string, string> = {
@@ -101,30 +101,7 @@ export function loadVaultSettings(
   project: string = pulumi.getProject(),
   isSecret: (key: string) => boolean = configIsSecret,
 ): VaultSettings {
-  const raw: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const [fullKey, value] of Object.entries(config)) {
-    if (!fullKey.startsWith(`${namespace}:`)) continue;
-    const key = fullKey.slice(namespace.length + 1);
-    try {
-      raw[key] = structuredKeys.has(key) && typeof value === "string" ? JSON.parse(value) : value;
-    } catch {
-      problems.push(problem(key, "is not a structured value (an object)"));
-    }
-  }
-  const result = vaultSchema.safeParse(raw);
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      if (issue.code === "unrecognized_keys") {
-        for (const extra of issue.keys) {
-          const key = [...issue.path, extra].join(".");
-          problems.push(`${namespace}:${key} is not a setting of a vault stack: remove it (pulumi config rm ${namespace}:${key}) or fix its spelling; the settings are ${Object.keys(examples).join(", ")}`);
-        }
-        continue;
-      }
-      problems.push(problem(issue.path.map(String).join("."), issue.message));
-    }
-  }
+  const { result, problems } = parseConfig(vaultSchema, config, structuredKeys, problem, "a vault stack", Object.keys(examples));
   if (result.success) {
     const d = result.data;
     problems.push(...checkSchedule(d.syncSchedule, d.timezone, "syncSchedule").map(vaultKey));

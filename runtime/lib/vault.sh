@@ -116,6 +116,7 @@ source_open() {
 vault_open() {
   local create=${1:-} out id remembered
   remembered=$(kv_get "$edms_dir/.vault" vault_id 2>/dev/null || true)
+  vault_known && return 0
   local -a call=(restic_json out)
   [[ -z "${started_pid[vault_config]:-}" ]] || call=(restic_finish vault_config out)
   if ! "${call[@]}" cat config; then
@@ -132,6 +133,24 @@ vault_open() {
   [[ -z "$remembered" || "$id" == "$remembered" ]] ||
     die "the vault repository $(offsite_where) is ${id:0:8}, not ${remembered:0:8} that holds the vault's copies: fix RESTIC_REPOSITORY; nothing was changed"
   [[ -n "$remembered" ]] || kv_set "$edms_dir/.vault" vault_id "$id"
+}
+
+# vault_known: the vault repository is a folder of this host (the vault stack's), opened
+# before and still there: its files are read directly, without deriving a key (each restic
+# call spends most of its time there).
+vault_known() {
+  [[ "$RESTIC_REPOSITORY" == /* && -f "$RESTIC_REPOSITORY/config" ]] && kv_get "$edms_dir/.vault" vault_id >/dev/null 2>&1
+}
+
+# vault_files_digest: a digest of the names of the vault's snapshot files (immutable, named
+# by their ids): it changes whenever a snapshot is added or removed.
+vault_files_digest() {
+  find "$RESTIC_REPOSITORY/snapshots" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | sort | sha256sum | cut -c1-16
+}
+
+# vault_table_save DIGEST: vault_snaps kept for the next sync, valid while DIGEST holds.
+vault_table_save() {
+  (umask 077 && printf '%s\n%s\n' "$1" "$vault_snaps" >"$edms_dir/.vault-table.$$") && mv -f -- "$edms_dir/.vault-table.$$" "$edms_dir/.vault-table"
 }
 
 vault_problem() {
@@ -160,16 +179,26 @@ snapshot_table() {
     <(cut -d' ' -f4- <<<"$rows")
 }
 
-# vault_index: the vault's snapshots into vault_snaps (snapshot_table lines); from the
-# call vault_snapshots when one was started (restic_start), unless the vault was new then.
+# vault_index [cached]: the vault's snapshots into vault_snaps (snapshot_table lines); from
+# the call vault_snapshots when one was started (restic_start), unless the vault was new
+# then. With "cached" (sync: it needs the originals and times, not the vault's own ids), a
+# local vault's table from the last sync serves while its snapshot files are the same.
 vault_index() {
-  local json
+  local json digest="" line
+  if [[ -n "${1:-}" ]] && vault_known; then
+    digest=$(vault_files_digest)
+    if [[ -f "$edms_dir/.vault-table" ]] && IFS= read -r line <"$edms_dir/.vault-table" && [[ "$line" == "$digest" ]]; then
+      vault_snaps=$(tail -n +2 -- "$edms_dir/.vault-table")
+      return 0
+    fi
+  fi
   if [[ -n "${started_pid[vault_snapshots]:-}" ]] && restic_finish vault_snapshots json; then
     :
   else
     restic_json json snapshots --json || die "$(vault_problem "$restic_err")"
   fi
   vault_snaps=$(snapshot_table <<<"$json") || die "vault repository $(offsite_where): cannot read restic's list of snapshots"
+  [[ -z "$digest" ]] || vault_table_save "$digest"
 }
 
 # source_index: (after source_start source_snapshots snapshots --json) every snapshot of the source into source_snaps, not only the stack's:

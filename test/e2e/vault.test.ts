@@ -40,6 +40,9 @@ let vaultProgram: ProgramRun;
 const ids: string[] = [];
 let data: Awaited<ReturnType<typeof dbFingerprint>>;
 let docs: ReturnType<typeof snapshotTree>;
+let vaultKey: string;
+/** A line of the vault's private key that no other key shares. */
+const keyLine = () => vaultKey.split("\n")[2];
 
 function vmConfig(password: string, extra: Record<string, unknown> = {}): Record<string, string> {
   return encodeConfig({
@@ -103,6 +106,10 @@ beforeAll(async () => {
   docs = snapshotTree(out);
 
   // The vault's host: a receiver for its webhook, and the vault stack.
+  // The vault reads the store with a key of its own, which the VM never holds.
+  await mustRun("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "vault", "-f", path.join(local, "vault-key")]);
+  vaultKey = fs.readFileSync(path.join(local, "vault-key"), "utf8");
+  await a.must(["exec", "-i", sftpName, "sh", "-c", "cat >> /etc/edms-sftp/authorized_keys"], fs.readFileSync(path.join(local, "vault-key.pub"), "utf8"));
   await b.must(["network", "create", vaultNet]);
   await b.must(["create", "--name", receiver, "--network", vaultNet, "--entrypoint", "socat", testImage,
     "TCP-LISTEN:8080,reuseaddr,fork", "EXEC:bash /usr/local/bin/http-receiver.sh /tmp/requests"]);
@@ -115,7 +122,7 @@ beforeAll(async () => {
       "edms-backup:source": { stack, repository: sftp.repository, schedule: "0 2 * * *", knownHosts: sftp.knownHosts },
       "edms-backup:vaultPassword": vaultPassword,
       "edms-backup:sourcePassword": offsitePassword,
-      "edms-backup:sourceSshKey": sftp.clientKey,
+      "edms-backup:sourceSshKey": vaultKey,
       "edms-backup:image": testImage,
       "edms-backup:network": vaultNet,
       "edms-backup:notifications": { webhookUrl: `http://${receiver}:8080/vault` },
@@ -146,16 +153,21 @@ describe("a vault the protected VM cannot erase", () => {
     expect(await b.must(["inspect", vault])).not.toContain(vaultPassword);
   });
 
-  it("nothing of the vault is on the VM: its scheduler's settings and every file there are searched for the vault's password", async () => {
+  it("nothing of the vault is on the VM: its scheduler's settings and every file there are searched for the vault's password and key", async () => {
     const env = await a.must(["exec", scheduler, "cat", "/run/edms-backup/env"]);
     expect(env).toMatch(/RESTIC_REPOSITORY=sftp:/);
-    expect(env).not.toContain(vaultPassword);
-    const found = await a.run(["exec", scheduler, "grep", "-r", "-l", "-s", "-F", vaultPassword, "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev"]);
-    expect(found.stdout).toBe("");
-    expect(found.code).toBe(1);
-    for (const name of [scheduler, names.app, names.db]) expect(await a.must(["inspect", name])).not.toContain(vaultPassword);
-    // The VM's stack never declares anything of the vault either.
-    expect(JSON.stringify(vmProgram.resources)).not.toContain(vaultPassword);
+    expect(keyLine().length).toBeGreaterThan(40);
+    for (const secret of [vaultPassword, keyLine()]) {
+      expect(env).not.toContain(secret);
+      const found = await a.run(["exec", scheduler, "grep", "-r", "-l", "-s", "-F", secret, "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev"]);
+      expect(found.stdout).toBe("");
+      expect(found.code).toBe(1);
+      for (const name of [scheduler, names.app, names.db]) expect(await a.must(["inspect", name])).not.toContain(secret);
+      // The VM's stack never declares anything of the vault either.
+      expect(JSON.stringify(vmProgram.resources)).not.toContain(secret);
+    }
+    // The check finds what is there: the VM's own repository password is in its settings file.
+    expect((await a.run(["exec", scheduler, "grep", "-r", "-l", "-s", "-F", offsitePassword, "/run"])).stdout).toContain("/run/edms-backup/env");
   });
 
   it("an attacker with the VM's settings, root and the Docker socket deletes every backup it reaches and forges snapshots; the vault keeps every one, alarms, and checks whole", async () => {
