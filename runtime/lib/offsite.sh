@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Off-site copies with restic: each complete backup folder becomes one restic snapshot
-# (encrypted, deduplicated, compressed by restic), tagged edms-backup, stack=STACK, id=ID
-# and bytes=SIZE, with host edms-STACK and the id's time, so that GFS retention counts
+# (encrypted, deduplicated, compressed by restic), tagged edms-backup, stack=STACK, id=ID,
+# bytes=SIZE and kind=KIND (scheduled, manual, pre-restore), with host edms-STACK and the id's time, so that GFS retention counts
 # backups by their time and a new VM finds them by stack, whatever its hostname.
 #
 # restic reads its own variables (RESTIC_REPOSITORY, RESTIC_PASSWORD or
@@ -25,6 +25,7 @@
 # offsite_die MESSAGE: dies with MESSAGE, within offsite_context when a backup set one
 # (its off-site copy failed, the local backup is complete).
 offsite_die() {
+  restic_started_stop
   die "${offsite_context:+$offsite_context: }$*${offsite_context:+; the local backup is complete, and the next backup copies it}"
 }
 
@@ -141,21 +142,62 @@ restic_json() {
   return "$rc"
 }
 
-# offsite_open [create]: the repository is reachable, opens with the password, and is the
-# one this backup folder's backups went to. With "create" (backup, offsite push) one is
+# restic_start NAME ARG...: restic_run ARG... in the background, for restic_finish NAME:
+# each restic call spends most of its time deriving its key (about 0.5 s of a core), so
+# calls that do not depend on each other run at once (the vault's sync, a pull).
+declare -A started_pid=() started_file=()
+restic_start() {
+  local name=$1
+  shift
+  started_file[$name]=$(mktemp)
+  restic_run "$@" >"${started_file[$name]}" 2>"${started_file[$name]}.err" &
+  started_pid[$name]=$!
+}
+
+# restic_finish NAME VAR: VAR the output of the call NAME, restic_err its messages; fails as it did.
+restic_finish() {
+  local -n finished=$2
+  local rc=0 file=${started_file[$1]}
+  wait "${started_pid[$1]}" || rc=$?
+  finished=$(<"$file")
+  restic_err=$(<"$file.err")
+  rm -f -- "$file" "$file.err"
+  unset "started_pid[$1]" "started_file[$1]"
+  return "$rc"
+}
+
+# restic_started_stop: the calls still running are stopped (a sync that died early).
+restic_started_stop() {
+  local name
+  for name in "${!started_pid[@]}"; do
+    kill "${started_pid[$name]}" 2>/dev/null || true
+    rm -f -- "${started_file[$name]}" "${started_file[$name]}.err"
+  done
+}
+
+# offsite_none: the line for a missing repository, where nothing may create one.
+offsite_none() {
+  printf "no restic repository at %s: check RESTIC_REPOSITORY (stack config offsite.repository); nothing was changed (only a backup or 'edms-backup offsite push' creates one)" "$(offsite_where)"
+}
+
+# offsite_open [create|read]: the repository is reachable, opens with the password, and is the
+# one this backup folder's backups went to ("read": a pull, which offsite_index follows). With "create" (backup, offsite push) one is
 # initialised when none is there and none was ever used, and its id remembered; every
 # other command changes nothing: a missing repository is one line, naming it. Dies naming
 # the cause otherwise.
 offsite_open() {
   local create=${1:-} out remembered id
   remembered=$(kv_get "$edms_dir/.offsite" repository_id 2>/dev/null || true)
+  # Only read, and no id to compare (a new VM): the list that follows opens it anyway,
+  # and says the same of a missing one; a key less to derive.
+  [[ "$create" != read || -n "$remembered" ]] || return 0
+  [[ "$create" != read ]] || create=""
   if ! restic_json out cat config; then
     offsite_missing "$restic_err" || offsite_die "$(offsite_problem "$restic_err")"
     if [[ -n "$remembered" ]]; then
       offsite_die "the off-site repository $(offsite_where) is missing, but this stack's backups went to repository ${remembered:0:8} there: mount the disk or fix RESTIC_REPOSITORY (bucket, prefix); to start a new repository on purpose, delete $edms_dir/.offsite"
     fi
-    [[ -n "$create" ]] ||
-      offsite_die "no restic repository at $(offsite_where): check RESTIC_REPOSITORY (stack config offsite.repository); nothing was changed (only a backup or 'edms-backup offsite push' creates one)"
+    [[ -n "$create" ]] || offsite_die "$(offsite_none)"
     say "initialising the off-site repository $(offsite_where)"
     out=$(restic_run init 2>&1) || offsite_die "$(offsite_problem "$out")"
     restic_json out cat config || offsite_die "$(offsite_problem "$restic_err")"
@@ -169,14 +211,24 @@ offsite_open() {
 }
 
 # offsite_index: this stack's off-site backups, "ID SNAPSHOT BYTES" lines sorted by id,
-# into offsite_ids (and the cache list reads). Call after offsite_open.
+# into offsite_ids (and the cache list reads). Call after offsite_open; the list comes
+# from the call offsite_snapshots when one was started (offsite_list_start).
 offsite_index() {
   local json
-  restic_json json snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack" ||
+  local -a call=(restic_json json)
+  [[ -z "${started_pid[offsite_snapshots]:-}" ]] || call=(restic_finish offsite_snapshots json)
+  if ! "${call[@]}" snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack"; then
+    offsite_missing "$restic_err" && offsite_die "$(offsite_none)"
     offsite_die "$(offsite_problem "$restic_err")"
+  fi
   offsite_ids=$(snapshots_index <<<"$json") ||
     offsite_die "off-site repository $(offsite_where): cannot read restic's list of snapshots (restic $(restic version 2>/dev/null | cut -d' ' -f2))"
   offsite_save_ids
+}
+
+# offsite_list_start: offsite_index's call, started in the background (then offsite_open).
+offsite_list_start() {
+  restic_start offsite_snapshots snapshots --json --host "$offsite_host" --tag "edms-backup,stack=$offsite_stack"
 }
 
 # backup_summary: restic backup --json's output (stdin) as "SNAPSHOT DATA_ADDED": its summary
@@ -213,9 +265,12 @@ offsite_snapshot() {
 # offsite_push ID: backup ID copied off-site (restic reads only what changed since the
 # last backup copied: its unchanged files are hard links, same inode and mtime).
 offsite_push() {
-  local id=$1 parent bytes out when
+  local id=$1 parent bytes out when kind
   parent=$(tail -n 1 <<<"$offsite_ids" | cut -d' ' -f2)
   bytes=$(du -sb -- "$edms_dir/$id" | cut -f1)
+  # Scheduled or by hand: what a vault's explanation of the snapshots counts against.
+  kind=$(info_get "$id" kind 2>/dev/null || true)
+  [[ "$kind" =~ ^[a-z-]+$ ]] || kind=""
   when="${id:0:4}-${id:4:2}-${id:6:2} ${id:9:2}:${id:11:2}:${id:13:2}"
   say "copying backup $id off-site to $(offsite_where)"
   local summary="" snap added here=$PWD
@@ -223,7 +278,7 @@ offsite_push() {
   # restores them into the folder it builds.
   cd -- "$edms_dir/$id"
   if ! TZ=UTC restic_json out backup . --quiet --json --host "$offsite_host" --time "$when" \
-    --tag edms-backup --tag "stack=$offsite_stack" --tag "id=$id" --tag "bytes=$bytes" \
+    --tag edms-backup --tag "stack=$offsite_stack" --tag "id=$id" --tag "bytes=$bytes" ${kind:+--tag "kind=$kind"} \
     --ignore-ctime ${parent:+--parent "$parent"}; then
     cd -- "$here"
     die "off-site copy of backup $id failed: $(offsite_problem "$restic_err"); the local backup is complete, and the next backup copies it again"
@@ -257,7 +312,8 @@ offsite_catch_up() {
 # into place. Call with the lock held.
 offsite_pull() {
   local id=$1 snap out tmp="$edms_dir/.tmp-$1"
-  offsite_open
+  offsite_list_start
+  offsite_open read
   offsite_index
   snap=$(offsite_snapshot "$id") ||
     die "backup $id is neither in $edms_dir nor in the off-site repository $(offsite_where): run 'edms-backup offsite list' for the ids there"

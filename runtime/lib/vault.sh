@@ -35,39 +35,6 @@ source_where() {
   RESTIC_REPOSITORY=$RESTIC_FROM_REPOSITORY offsite_where
 }
 
-# restic_start NAME ARG...: restic_run ARG... in the background (prefix RESTIC_* for the
-# source), for restic_finish NAME: each restic call spends most of its time deriving its
-# key, so the sync asks both repositories at once.
-declare -A started_pid=() started_file=()
-restic_start() {
-  local name=$1
-  shift
-  started_file[$name]=$(mktemp)
-  restic_run "$@" >"${started_file[$name]}" 2>"${started_file[$name]}.err" &
-  started_pid[$name]=$!
-}
-
-# restic_finish NAME VAR: VAR the output of the call NAME, restic_err its messages; fails as it did.
-restic_finish() {
-  local -n finished=$2
-  local rc=0 file=${started_file[$1]}
-  wait "${started_pid[$1]}" || rc=$?
-  finished=$(<"$file")
-  restic_err=$(<"$file.err")
-  rm -f -- "$file" "$file.err"
-  unset "started_pid[$1]" "started_file[$1]"
-  return "$rc"
-}
-
-# restic_started_stop: the calls still running are stopped (a sync that died early).
-restic_started_stop() {
-  local name
-  for name in "${!started_pid[@]}"; do
-    kill "${started_pid[$name]}" 2>/dev/null || true
-    rm -f -- "${started_file[$name]}" "${started_file[$name]}.err"
-  done
-}
-
 # source_start NAME ARG...: restic_start against the source, read-only: its password from
 # the RESTIC_FROM_* variables (restic reads an empty variable as unset), never locked.
 source_start() {
@@ -160,10 +127,10 @@ vault_problem() {
 }
 
 # snapshot_table: restic's `snapshots --json` (stdin) as one line per snapshot, by key:
-# "SNAPSHOT ORIGINAL EPOCH STAMP HOST BACKUP_ID STACK EDMS BYTES", where ORIGINAL is the
-# source's id of a copy (else SNAPSHOT), STAMP the time as a backup id would name it,
-# BACKUP_ID, STACK and BYTES the id=, stack= and bytes= tags (- or 0 when absent), and EDMS
-# 1 when tagged edms-backup. The times (RFC 3339, any offset and fraction) are read by one
+# "SNAPSHOT ORIGINAL EPOCH STAMP HOST BACKUP_ID STACK EDMS BYTES KIND", where ORIGINAL is
+# the source's id of a copy (else SNAPSHOT), STAMP the time as a backup id would name it,
+# BACKUP_ID, STACK, BYTES and KIND the id=, stack=, bytes= and kind= tags (- or 0 when
+# absent), and EDMS 1 when tagged edms-backup. The times (RFC 3339, any offset and fraction) are read by one
 # date for all.
 snapshot_table() {
   local rows
@@ -172,7 +139,8 @@ snapshot_table() {
         ($t | map(select(test("^id=[0-9]{8}_[0-9]{6}$"))) | first // "id=-" | ltrimstr("id=")),
         ($t | map(select(startswith("stack="))) | first // "stack=-" | ltrimstr("stack=") | if . == "" then "-" else gsub("[[:space:]]"; "_") end),
         (if ($t | index("edms-backup")) then "1" else "0" end),
-        ($t | map(select(test("^bytes=[0-9]+$"))) | first // "bytes=0" | ltrimstr("bytes=")) ] | join(" ")') || return 1
+        ($t | map(select(test("^bytes=[0-9]+$"))) | first // "bytes=0" | ltrimstr("bytes=")),
+        ($t | map(select(test("^kind=[a-z-]+$"))) | first // "kind=-" | ltrimstr("kind=")) ] | join(" ")') || return 1
   [[ -n "$rows" ]] || return 0
   paste -d' ' <(cut -d' ' -f1,2 <<<"$rows") \
     <(cut -d' ' -f3 <<<"$rows" | sed -E 's/T/ /; s/\.[0-9]+//' | TZ=UTC date -f - +'%s %Y%m%d_%H%M%S') \
