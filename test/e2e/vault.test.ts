@@ -81,7 +81,8 @@ async function vaultIds(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  b = new DockerHost((await mustRun("bash", [secondDaemon, "start", bDir])).trim());
+  // Bridge and address pool 1: the migration test's second daemon (0) may run at the same time.
+  b = new DockerHost((await mustRun("bash", [secondDaemon, "start", bDir, "1"])).trim());
   sftp = await startSftpStore(a, sftpName, path.join(local, "sftp"), offsitePassword);
   await edmsOn("password on the VM");
   await a.psql(names.db, edmsSchemaSql(1));

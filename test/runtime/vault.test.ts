@@ -325,6 +325,23 @@ describe("the VM compromised: the attacker has everything the VM has", () => {
   });
 });
 
+describe("vault sync: overdue", () => {
+  it("alarms when no backup arrived for longer than the schedule plus the grace, and copies what there is", async () => {
+    const p = localPair();
+    await vmRestic(p, ["init"]);
+    const old = new Date(Date.now() - 3 * 86400_000);
+    const id = old.toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "_");
+    await forge(p, "edms-prod", old.toISOString().slice(0, 19).replace("T", " "), ["edms-backup", "stack=prod", `id=${id}`, "kind=scheduled"]);
+    const late = await vaultCmd(p, ["sync"]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(new RegExp(`ALARM: no new backup of stack prod arrived since .*: the schedule '0 2 \\* \\* \\*' ran at .*, more than 360 minutes ago`));
+    expect(late.stdout.trim()).toBe(id);
+    // A grace longer than the gap: no alarm.
+    const patient = await vaultCmd(p, ["sync"], { EDMS_BACKUP_VAULT_GRACE_MINUTES: String(5 * 24 * 60) });
+    expect(patient.code, patient.stderr).toBe(0);
+  });
+});
+
 describe("vault prune: by age, never by count", () => {
   it("keeps every snapshot of the last KEEP_DAYS days however many, then the newest of each recent month; the source's deletions change nothing", async () => {
     const p = pair();
