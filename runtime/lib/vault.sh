@@ -93,7 +93,8 @@ vault_open() {
     [[ -n "$create" ]] ||
       die "no vault repository at $(offsite_where): check RESTIC_REPOSITORY; nothing was changed (only 'edms-backup vault sync' creates one)"
     say "initialising the vault repository $(offsite_where)"
-    out=$(restic_run init --copy-chunker-params --from-repo "$RESTIC_FROM_REPOSITORY" 2>&1) || die "$(vault_problem "$out")"
+    # The source from RESTIC_FROM_REPOSITORY, as restic reads it: not on the command line.
+    out=$(restic_run init --copy-chunker-params 2>&1) || die "$(vault_problem "$out")"
     restic_json out cat config || die "$(vault_problem "$restic_err")"
   fi
   id=$(repository_id "$out") || die "vault repository $(offsite_where): cannot read its id from restic cat config"
