@@ -118,7 +118,8 @@ remove_made_folders() {
   local kind=$1 oid name
   local -a names=()
   while IFS=$'\t' read -r oid name; do
-    [[ -n "$name" && "$name" != */* && "$name" != . && "$name" != .. ]] || continue
+    # A name below EDMS_BACKUP_DIR (pitr/base/.tmp-<id>), never one that leaves it.
+    [[ -n "$name" && "$name" != /* && "/$name/" != */../* && "/$name/" != */./* ]] || continue
     if [[ -e "$edms_dir/$name" ]]; then
       say "removing $name, left by an interrupted run"
       rm -rf -- "${edms_dir:?}/$name"

@@ -10,6 +10,8 @@ write_info() {
     printf '%s\n' "format=1" "id=$id" "kind=$kind" "created=$created" "duration_seconds=$duration" \
       "db_bytes=$db_bytes" "db_encoding=$db_encoding" "storage_count=${#edms_storage_dirs[@]}" "storage_new_bytes=${storage_new_bytes:-0}"
     if ((${#info[@]})); then printf '%s\n' "${info[@]}"; fi
+    # restore --to: the time asked, the time reached, the base backup and storage point used.
+    [[ "$kind" != point-in-time || -z "${EDMS_BACKUP_PITR_INFO:-}" ]] || printf '%s\n' "$EDMS_BACKUP_PITR_INFO"
   } >"$tmp/meta/info"
 }
 

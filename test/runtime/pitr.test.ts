@@ -1,0 +1,333 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { snapshotTree } from "../support/fixtures";
+import { dbFingerprint, freePort } from "../support/pg";
+import { edmsBackup, lastLine, mustRun, run } from "../support/run";
+import { makeWorld, type World } from "../support/world";
+
+// Point-in-time recovery against a real cluster: the receiver streams through a slot (its
+// role has REPLICATION only), a writer commits rows that name documents it writes first,
+// and restores go to times between two commits.
+
+const pgBin = "/usr/lib/postgresql/15/bin";
+let world: World;
+let replEnv: Record<string, string>;
+let receiver: ChildProcess | undefined;
+let receiverLog = "";
+let proxy: Proxy;
+
+/** A row the writer committed: its document, and when the commit was sent and answered. */
+interface Commit {
+  n: number;
+  name: string;
+  sha: string;
+  before: number;
+  after: number;
+}
+const commits: Commit[] = [];
+let docsDir: string;
+
+/** A TCP proxy to the cluster that can cut the network: connections dropped, new ones refused. */
+interface Proxy {
+  port: number;
+  cut(on: boolean): void;
+  close(): void;
+}
+
+async function startProxy(target: number): Promise<Proxy> {
+  const port = await freePort();
+  const sockets = new Set<net.Socket>();
+  let cut = false;
+  const server = net.createServer((client) => {
+    if (cut) return client.destroy();
+    const upstream = net.connect(target, "127.0.0.1");
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(a);
+      a.on("data", (d) => b.write(d));
+      a.on("close", () => { sockets.delete(a); b.destroy(); });
+      a.on("error", () => b.destroy());
+    }
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  return {
+    port,
+    cut(on) {
+      cut = on;
+      if (on) for (const s of sockets) s.destroy();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+function startReceiver(): void {
+  receiverLog = "";
+  receiver = spawn(edmsBackup, ["wal", "receive"], { env: { ...(process.env as Record<string, string>), ...replEnv }, stdio: ["ignore", "pipe", "pipe"] });
+  receiver.stderr!.on("data", (d) => (receiverLog += d));
+}
+
+async function stopReceiver(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+  const child = receiver!;
+  receiver = undefined;
+  if (child.exitCode !== null) return child.exitCode;
+  // "exit", not "close": a killed receiver's pg_receivewal may hold the pipes a moment longer.
+  const done = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  child.kill(signal);
+  return done;
+}
+
+/** One writer step: a document written, then the row naming it committed. */
+async function commitOne(): Promise<Commit> {
+  const n = commits.length + 1;
+  const name = `doc-${n}.bin`;
+  const body = crypto.randomBytes(2048 + n);
+  fs.writeFileSync(path.join(docsDir, name), body);
+  const sha = crypto.createHash("sha256").update(body).digest("hex");
+  const before = Date.now();
+  await world.cluster.psql(`INSERT INTO pitr_docs (n, name, sha) VALUES (${n}, '${name}', '${sha}')`);
+  const commit = { n, name, sha, before, after: Date.now() };
+  commits.push(commit);
+  return commit;
+}
+
+async function writeFor(ms: number, gap = 250): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await commitOne();
+    await sleep(gap);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A time between commit i (1-based) and the next, as restore --to takes it. */
+function between(i: number): string {
+  const t = (commits[i - 1].after + commits[i].before) / 2;
+  return new Date(t).toISOString();
+}
+
+/** The state a restore to between(i) must give: rows 1..i, and their documents byte-identical. */
+async function expectStateAt(i: number, where: string): Promise<void> {
+  const rows = (await world.cluster.psql("SELECT n || ' ' || name || ' ' || sha FROM pitr_docs ORDER BY n")).trim().split("\n").filter(Boolean);
+  expect(rows, where).toEqual(commits.slice(0, i).map((c) => `${c.n} ${c.name} ${c.sha}`));
+  for (const c of commits.slice(0, i)) {
+    const file = path.join(docsDir, c.name);
+    expect(fs.existsSync(file), `${where}: ${c.name}`).toBe(true);
+    expect(crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex"), `${where}: ${c.name}`).toBe(c.sha);
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, seconds = 60): Promise<void> {
+  for (let i = 0; i < seconds * 4; i++) {
+    if (await check()) return;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}; receiver said:\n${receiverLog}`);
+}
+
+/** Until the receiver says the WAL is complete up to now. */
+async function walCaughtUp(): Promise<void> {
+  const now = Date.now() / 1000;
+  await waitFor("the WAL to be received", () => {
+    const file = path.join(world.backupDir, "pitr", "wal", ".received");
+    return fs.existsSync(file) && Number(fs.readFileSync(file, "utf8")) > now;
+  });
+}
+
+beforeAll(async () => {
+  world = await makeWorld();
+  await world.cluster.psql("CREATE ROLE edms_repl LOGIN REPLICATION PASSWORD 'repl pw'; ALTER SYSTEM SET wal_sender_timeout = '5s'; SELECT pg_reload_conf();", "postgres");
+  await world.cluster.psql("CREATE TABLE pitr_docs (n int PRIMARY KEY, name text NOT NULL, sha text NOT NULL)");
+  docsDir = path.join(world.storage[0], "pitr");
+  fs.mkdirSync(docsDir);
+  proxy = await startProxy(world.cluster.port);
+  replEnv = { ...world.env, PGUSER: "edms_repl", PGPASSWORD: "repl pw", PGPORT: String(proxy.port), EDMS_BACKUP_STACK: "test" };
+  startReceiver();
+  await mustRun(edmsBackup, ["basebackup"], { env: replEnv });
+  await walCaughtUp();
+});
+
+afterAll(async () => {
+  if (receiver) await stopReceiver("SIGKILL");
+  proxy?.close();
+  await world?.cleanup();
+});
+
+describe("point-in-time recovery", () => {
+  it("restores to a time between two commits: exactly the rows committed by then, every document they name byte-identical, later files kept as extra", { timeout: 300_000 }, async () => {
+    await writeFor(3000);
+    const taken = commits.length;
+    const point = lastLine(await mustRun(edmsBackup, ["storage-point"], { env: world.env }));
+    await writeFor(3000);
+    await walCaughtUp();
+    // Before the storage point: that point is used, and the documents written after the time
+    // (up to the point) are extra.
+    const target = taken - 2;
+    const all = [...commits];
+    const r = await world.edms(["restore", "--to", between(target), "--yes"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/last transaction at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\+00:00/);
+    expect(r.stdout).toContain(`storage point ${point}`);
+    expect(r.stdout).toMatch(/extra, kept: \d+ file\(s\) newer than the time/);
+    const reached = Date.parse(r.stdout.match(/last transaction at (\S+ \S+)/)![1].replace(" ", "T").replace("+00:00", "Z"));
+    expect(reached).toBeGreaterThanOrEqual(all[target - 1].before - 5);
+    expect(reached).toBeLessThanOrEqual(all[target - 1].after + 5);
+    await expectStateAt(target, "restored before the storage point");
+    // Documents of later rows that the point held are there, as extra files, not lost.
+    const later = all.filter((c) => c.n > target && fs.existsSync(path.join(docsDir, c.name)));
+    expect(later.length).toBeGreaterThan(0);
+    // The receiver goes on across the restore (it is the same cluster, the same timeline).
+    commits.splice(target);
+    await writeFor(2000);
+    await walCaughtUp();
+    // After every storage point: one is taken at the restore; the rows up to the time only.
+    const last = commits.length - 1;
+    const again = await world.edms(["restore", "--to", between(last), "--yes"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain("taking one now");
+    await expectStateAt(last, "restored after the last storage point");
+    commits.splice(last);
+  });
+
+  it("keeps every WAL record across a killed receiver, a database restart and a cut network: no gap, and restores reach times inside each outage", { timeout: 300_000 }, async () => {
+    await writeFor(1500);
+    // Killed: the slot keeps the WAL meanwhile; a new receiver takes it from there.
+    await stopReceiver("SIGKILL");
+    await writeFor(1500);
+    const inKill = commits.length - 1;
+    startReceiver();
+    await walCaughtUp();
+    // The database restarted under the receiver.
+    // (-l: without it the server would keep pg_ctl's stdout, and this call, open.)
+    await mustRun("runuser", ["-u", "postgres", "--", `${pgBin}/pg_ctl`, "-D", path.join(world.cluster.dir, "data"), "-l", path.join(world.cluster.dir, "log"), "-m", "fast", "-w", "restart"]);
+    await writeFor(1500);
+    // The network cut for a while: connections dropped, new ones refused.
+    proxy.cut(true);
+    await writeFor(4000);
+    const inCut = commits.length - 1;
+    proxy.cut(false);
+    await writeFor(1000);
+    await walCaughtUp();
+    const status = await world.edms(["wal", "status"], { env: replEnv });
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    expect(status.stdout).toContain("gaps: none");
+    expect(status.stdout).toMatch(/receiver: running/);
+    expect(receiverLog).toMatch(/lost the connection|server closed|terminating|could not receive|unreachable|Connection refused|connection/i);
+    for (const i of [inKill, inCut]) {
+      const r = await world.edms(["restore", "--to", between(i), "--yes"]);
+      expect(r.code, r.stderr).toBe(0);
+      await expectStateAt(i, `restored to commit ${i}`);
+    }
+    commits.splice(inCut);
+  });
+
+  it("refuses in one line, changing nothing: not a time, before the oldest base backup, after the WAL received, a gap, a timeline it cannot follow", { timeout: 300_000 }, async () => {
+    await writeFor(1000);
+    await walCaughtUp();
+    const refused = async (time: string, pattern: RegExp) => {
+      const fp = await dbFingerprint(world.env, "edms");
+      const tree = snapshotTree(world.storage[0]);
+      const r = await world.edms(["restore", "--to", time, "--yes"]);
+      expect(r.code, time).not.toBe(0);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines[lines.length - 1], time).toMatch(pattern);
+      expect(await dbFingerprint(world.env, "edms")).toEqual(fp);
+      expect(snapshotTree(world.storage[0])).toEqual(tree);
+    };
+    await refused("yesterday", /^edms-backup restore: --to 'yesterday' is not a time: give 'YYYY-MM-DD HH:MM:SS'/);
+    await refused("2020-01-01 00:00:00", /is before the oldest base backup: the earliest time a restore can reach is \d{4}-/);
+    await refused(new Date(Date.now() + 3_600_000).toISOString(), /is in the future/);
+    // The receiver stopped: a time after its last WAL is refused, naming how far it got.
+    expect(await stopReceiver()).toBe(0);
+    expect(receiverLog).toMatch(/stopped; WAL received up to/);
+    await writeFor(2500);
+    await refused(between(commits.length - 1), /is after the newest WAL received: WAL received up to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(the receiver is not running/);
+    // A segment gone from the middle: a gap.
+    startReceiver();
+    for (let k = 0; k < 3; k++) {
+      await commitOne();
+      await world.cluster.psql("SELECT pg_switch_wal()");
+    }
+    await walCaughtUp();
+    const wal = path.join(world.backupDir, "pitr", "wal");
+    const full = fs.readdirSync(wal).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+    expect(full.length).toBeGreaterThan(2);
+    const hidden = path.join(world.root, "hidden-segment");
+    fs.renameSync(path.join(wal, full[full.length - 2]), hidden);
+    await refused(new Date(Date.now() - 1000).toISOString(), /the WAL has a gap after .*segment\(s\) missing after [0-9A-F]{24}\): restore to a time before that, or take a base backup/);
+    const gapStatus = await world.edms(["wal", "status"], { env: replEnv });
+    expect(gapStatus.code).not.toBe(0);
+    expect(gapStatus.stdout).toContain("1 segment(s) missing after");
+    fs.renameSync(hidden, path.join(wal, full[full.length - 2]));
+    // A timeline the WAL switches to without its history file.
+    const fake = path.join(wal, `00000009${full[full.length - 1].slice(8)}`);
+    fs.copyFileSync(path.join(wal, full[full.length - 1]), fake);
+    await refused(new Date(Date.now() - 1000).toISOString(), /switches to timeline 9 after base backup \d+_\d+ but its history file 00000009.history is not in/);
+    fs.rmSync(fake);
+  });
+
+  it("takes base backups that pg_verifybackup checks, names a missing REPLICATION attribute, and ends the receiver cleanly on SIGTERM", { timeout: 120_000 }, async () => {
+    const id = lastLine(await mustRun(edmsBackup, ["basebackup"], { env: replEnv }));
+    const base = path.join(world.backupDir, "pitr", "base", id);
+    expect((await run(`${pgBin}/pg_verifybackup`, ["--quiet", path.join(base, "data")])).code).toBe(0);
+    expect(fs.readFileSync(path.join(base, "info"), "utf8")).toMatch(/^end_lsn=[0-9A-F]+\/[0-9A-F]+$/m);
+    await world.cluster.psql("CREATE ROLE edms_plain LOGIN PASSWORD 'plain pw'", "postgres");
+    const r = await world.edms(["basebackup"], { env: { ...replEnv, PGUSER: "edms_plain", PGPASSWORD: "plain pw" } });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^edms-backup basebackup: role edms_plain may not stream the WAL: give it the attribute with "ALTER ROLE edms_plain REPLICATION"/);
+    expect(fs.readdirSync(path.join(world.backupDir, "pitr", "base")).filter((n) => n.startsWith("."))).toEqual([]);
+    const code = await stopReceiver();
+    expect(code).toBe(0);
+    startReceiver();
+    await walCaughtUp();
+  });
+
+  it("stopped at each step of a restore to a time (killed with its group, or alone with the scratch cluster left running): the old or the restored state, and the same command again finishes it", { timeout: 900_000 }, async () => {
+    await walCaughtUp();
+    const first = commits.length + 1;
+    await writeFor(6000, 200);
+    await walCaughtUp();
+    const hook = path.join(world.root, "pitr-hook");
+    fs.writeFileSync(hook, `#!/usr/bin/env bash
+[[ "$1" == "$EDMS_TEST_AT" ]] || exit 0
+case "$EDMS_TEST_DO" in
+  kill-group) read -r _ _ _ _ pgid _ </proc/"$2"/stat; kill -KILL -- -"$pgid" ;;
+  kill-main) kill -KILL "$2" ;;
+esac
+`, { mode: 0o755 });
+    const rows = async () => Number(await world.cluster.psql("SELECT count(*) FROM pitr_docs WHERE n >= " + first));
+    const rounds: [string, "kill-group" | "kill-main"][] = [
+      ["restore.pitr.scratch-ready", "kill-group"], ["restore.pitr.recovered", "kill-main"], ["backup.dump-started", "kill-group"],
+      ["restore.pitr.backup-made", "kill-group"], ["journal.staged", "kill-group"], ["database.swapped", "kill-group"], ["storage.1.moved-aside", "kill-main"],
+    ];
+    // Each round to an earlier time than the one before: the state changes every time.
+    let i = commits.length - 1;
+    expect(i - rounds.length).toBeGreaterThan(first);
+    for (const [step, action] of rounds) {
+      const time = between(i);
+      const where = `${action} at ${step}, restoring to commit ${i}`;
+      const before = await rows();
+      const env = { ...(process.env as Record<string, string>), ...world.env, EDMS_BACKUP_STEP_HOOK: hook, EDMS_TEST_AT: step, EDMS_TEST_DO: action };
+      const child = spawn(edmsBackup, ["restore", "--to", time, "--yes"], { env, detached: true, stdio: "ignore" });
+      const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+      expect(code, where).not.toBe(0);
+      await waitFor("the killed restore's lock", async () => (await run("flock", ["-n", path.join(world.backupDir, ".lock"), "true"])).code === 0);
+      expect([before, i - first + 1], where).toContain(await rows());
+      const again = await world.edms(["restore", "--to", time, "--yes"]);
+      expect(again.code, `${where}: ${again.stderr}`).toBe(0);
+      await expectStateAt(i, where);
+      // Nothing of the scratch cluster is left: no process, no folder, no record.
+      expect((await run("pgrep", ["-f", "edms-pitr\\."])).stdout, where).toBe("");
+      expect(fs.readdirSync("/var/tmp").filter((n) => n.startsWith("edms-pitr.")), where).toEqual([]);
+      expect(fs.existsSync(path.join(world.backupDir, "pitr", ".scratch")), where).toBe(false);
+      i--;
+    }
+    commits.splice(i + 1);
+  });
+});
