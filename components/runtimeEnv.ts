@@ -16,7 +16,7 @@ export const mounts = {
  * passwords and the notification URLs' tokens.
  */
 export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, string>> {
-  return pulumi.all([settings.dbPassword, settings.appSecrets, settings.offsiteSecrets, settings.notificationSecrets]).apply(([password, secrets, offsite, notifications]) => {
+  return pulumi.all([settings.dbPassword, settings.appSecrets, settings.offsiteSecrets, settings.notificationSecrets, settings.pitrSecrets]).apply(([password, secrets, offsite, notifications, pitr]) => {
     const env: Record<string, string> = {
       PGHOST: settings.database.host,
       PGPORT: String(settings.database.port),
@@ -52,6 +52,18 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
         EDMS_BACKUP_OFFSITE_CHECK_SCHEDULE: settings.offsite.checkSchedule,
       });
       if (settings.offsite.knownHosts) env.EDMS_BACKUP_OFFSITE_KNOWN_HOSTS_CONTENT = settings.offsite.knownHosts;
+    }
+    if (settings.pitr?.enabled) {
+      Object.assign(env, pitr, {
+        EDMS_BACKUP_PITR: "true",
+        EDMS_BACKUP_PITR_PGUSER: settings.pitr.replicationUser,
+        EDMS_BACKUP_BASEBACKUP_SCHEDULE: settings.pitr.baseBackupSchedule,
+        EDMS_BACKUP_STORAGE_SCHEDULE: settings.pitr.storageSchedule,
+        EDMS_BACKUP_PITR_KEEP_DAYS: String(settings.pitr.keepDays),
+        EDMS_BACKUP_WAL_MAX_LAG_SECONDS: String(settings.pitr.maxLagSeconds),
+        EDMS_BACKUP_WAL_MAX_RETAINED_MB: String(settings.pitr.maxRetainedMb),
+      });
+      if (settings.pitr.slot) env.EDMS_BACKUP_WAL_SLOT = settings.pitr.slot;
     }
     for (const [name, value] of Object.entries(secrets)) env[`EDMS_SECRET_${name}`] = value;
     return env;

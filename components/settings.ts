@@ -42,6 +42,7 @@ const examples: Record<string, string> = {
   offsiteEnv: "pulumi config set --secret --path 'edms-backup:offsiteEnv.AWS_ACCESS_KEY_ID' <key id>",
   offsiteSshKey: "pulumi config set --secret edms-backup:offsiteSshKey < ~/.ssh/edms_backup_ed25519",
   notifications: "pulumi config set --secret --path 'edms-backup:notifications.pingUrl' https://hc-ping.com/<uuid>",
+  pitr: "pulumi config set --path 'edms-backup:pitr.enabled' true && pulumi config set --path 'edms-backup:pitr.replicationUser' edms_replication && pulumi config set --secret --path 'edms-backup:pitr.replicationPassword' <its password>",
 };
 
 /**
@@ -91,6 +92,26 @@ const offsiteSchema = z.strictObject({
   checkSchedule: z.string().default("0 4 * * 0"),
   /** sftp: the server's host key lines, as ssh-keyscan prints them (the only keys trusted). */
   knownHosts: z.string().min(1).optional(),
+});
+
+/**
+ * Point-in-time recovery (runtime/lib/pitr.sh): the scheduler streams the WAL with a role
+ * that has REPLICATION (one pg_hba.conf line lets it in), takes base backups and storage
+ * points on schedules of their own. The password makes the whole block secret.
+ */
+const pitrSchema = z.strictObject({
+  enabled: booleanSetting.default(true),
+  replicationUser: z.string({ error: "is required: the role with REPLICATION the WAL is streamed as (CREATE ROLE edms_replication LOGIN REPLICATION PASSWORD '…')" }).min(1),
+  replicationPassword: z.string({ error: "is required (set it with --secret)" }).min(1),
+  baseBackupSchedule: z.string().default("30 1 * * *"),
+  storageSchedule: z.string().default("0 * * * *"),
+  keepDays: z.coerce.number().int().min(1).default(7),
+  /** The replication slot's name (default edms_backup_<stack>). */
+  slot: z.string().regex(/^[a-z0-9_]{1,63}$/, { error: "must be lower-case letters, digits and _ (a PostgreSQL slot name)" }).optional(),
+  /** status fails when the WAL in the volume is further behind than this. */
+  maxLagSeconds: z.coerce.number().int().min(1).default(300),
+  /** status fails when the server keeps more WAL than this for the slot. */
+  maxRetainedMb: z.coerce.number().int().min(1).default(4096),
 });
 
 export const envName = /^[A-Z_][A-Z0-9_]*$/;
@@ -144,6 +165,7 @@ const settingsSchema = z.strictObject({
   /** Declare a small demo EDMS on the stack's names to protect (the dev stack's first `up`). */
   demo: booleanSetting.default(false),
   offsite: offsiteSchema.optional(),
+  pitr: pitrSchema.optional(),
   offsitePassword: z.string().min(1, { error: "must not be empty" }).optional(),
   /** sftp: the private key restic's ssh logs in with (its content). */
   offsiteSshKey: z.string().min(1, { error: "must not be empty" }).optional(),
@@ -168,7 +190,11 @@ const settingsSchema = z.strictObject({
 type Parsed = z.infer<typeof settingsSchema>;
 
 /** Everything the program needs from the stack config, checked, with secrets as secret Outputs. */
-export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv" | "offsiteSshKey" | "notifications"> {
+export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "offsitePassword" | "offsiteEnv" | "offsiteSshKey" | "notifications" | "pitr"> {
+  /** Point-in-time recovery's settings, without the password (in pitrSecrets). */
+  pitr?: Omit<NonNullable<Parsed["pitr"]>, "replicationPassword">;
+  /** EDMS_BACKUP_PITR_PGPASSWORD when pitr is on; secret. */
+  pitrSecrets: pulumi.Output<Record<string, string>>;
   stack: string;
   project: string;
   dbPassword: pulumi.Output<string>;
@@ -186,7 +212,7 @@ export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "of
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
-const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention", "drill"]);
+const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention", "drill", "pitr"]);
 
 /**
  * Reads the stack config once and checks all of it. Throws one error that names every
@@ -216,12 +242,16 @@ export function loadSettings(
       }
     }
   }
+  if (result.success && result.data.pitr) {
+    problems.push(...checkSchedule(result.data.pitr.baseBackupSchedule, result.data.timezone, "pitr.baseBackupSchedule"));
+    problems.push(...checkSchedule(result.data.pitr.storageSchedule, result.data.timezone, "pitr.storageSchedule"));
+  }
   if (problems.length > 0) {
     throw new pulumi.RunError(`edms-backup: the stack config of ${stack} is not valid:\n  - ${problems.join("\n  - ")}`);
   }
   const parsed = result.data!;
 
-  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv", "offsiteSshKey", "notifications"]) {
+  for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv", "offsiteSshKey", "notifications", "pitr"]) {
     if (`${namespace}:${key}` in config && !isSecret(`${namespace}:${key}`)) {
       pulumi.log.warn(`${namespace}:${key} is stored in plain text: set it with --secret (${examples[key]})`);
     }
@@ -240,8 +270,11 @@ export function loadSettings(
     throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromHost is the same host as ${namespace}:dockerHost: remove restore.fromHost to restore on this host, or set it to the old host`);
   }
 
+  const { replicationPassword, ...pitr } = parsed.pitr ?? { replicationPassword: "" };
   return {
     ...parsed,
+    pitr: parsed.pitr ? (pitr as Settings["pitr"]) : undefined,
+    pitrSecrets: pulumi.secret<Record<string, string>>(parsed.pitr?.enabled ? { EDMS_BACKUP_PITR_PGPASSWORD: replicationPassword } : {}),
     stack,
     project,
     dbPassword: pulumi.secret(parsed.dbPassword ?? demoPassword),

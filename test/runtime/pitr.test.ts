@@ -330,4 +330,26 @@ esac
     }
     commits.splice(i + 1);
   });
+
+  it("runs in the scheduler: the receiver beside the loop as the replication role, a first base backup at start, and a clean stop on SIGTERM", { timeout: 120_000 }, async () => {
+    const dir = path.join(world.root, "scheduled");
+    const env = {
+      ...(process.env as Record<string, string>), ...world.env, EDMS_BACKUP_DIR: dir, EDMS_BACKUP_STACK: "sched", EDMS_BACKUP_SCHEDULE: "0 3 1 1 *",
+      EDMS_BACKUP_DRILL_SCHEDULE: "", EDMS_BACKUP_PITR: "true", EDMS_BACKUP_PITR_PGUSER: "edms_repl", EDMS_BACKUP_PITR_PGPASSWORD: "repl pw",
+    };
+    const scheduler = spawn(edmsBackup, ["schedule"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    scheduler.stdout!.on("data", (d) => (out += d));
+    scheduler.stderr!.on("data", (d) => (out += d));
+    await waitFor("the scheduler's base backup and receiver", () => /basebackup: ok/.test(out) && fs.existsSync(path.join(dir, "pitr", "wal", ".received")));
+    // The slot is the receiver's own, made as the replication role.
+    expect(await world.cluster.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'edms_backup_sched' AND active", "postgres")).toBe("1\n");
+    const status = await world.edms(["status"], { env: { EDMS_BACKUP_DIR: dir } });
+    expect(status.stdout).toMatch(/point in time: WAL received up to \d{4}-.*, receiver running; base backups 1/);
+    const exited = new Promise<number | null>((r) => scheduler.on("exit", (code) => r(code)));
+    scheduler.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    await waitFor("the receiver to stop", () => /wal: stopped; WAL received up to/.test(out));
+    await world.cluster.psql("SELECT pg_drop_replication_slot('edms_backup_sched')", "postgres");
+  });
 });

@@ -489,3 +489,39 @@ describe("restore drills in the stack config", () => {
     expect(bad.error?.message).toMatch(/edms-backup:drill\.schedule 'weekly' has 1 fields/);
   });
 });
+
+describe("point-in-time recovery in the stack config", () => {
+  const pitr = { enabled: true, replicationUser: "edms_replication", replicationPassword: "repl-s3cret-pw", baseBackupSchedule: "15 3 * * *", keepDays: "14" };
+
+  it("turns the scheduler's receiver on, as the replication role, its password only inside the secret settings file", async () => {
+    const run = await runProgram(withPassword("prod", { "edms-backup:pitr": JSON.stringify(pitr) }), { stack: "prod", secretKeys: [...secretKeys, "edms-backup:pitr"] });
+    expect(run.error).toBeUndefined();
+    expect(envOf(named(run, types.container, "scheduler"))).toMatchObject({
+      EDMS_BACKUP_PITR: "true",
+      EDMS_BACKUP_PITR_PGUSER: "edms_replication",
+      EDMS_BACKUP_PITR_PGPASSWORD: "repl-s3cret-pw",
+      EDMS_BACKUP_BASEBACKUP_SCHEDULE: "15 3 * * *",
+      EDMS_BACKUP_STORAGE_SCHEDULE: "0 * * * *",
+      EDMS_BACKUP_PITR_KEEP_DAYS: "14",
+      // The app's role stays the backups' own.
+      PGUSER: "edms",
+    });
+    for (const r of run.resources) {
+      const open = Object.fromEntries(Object.entries(r.inputs).filter(([k]) => !r.secretInputs.includes(k)));
+      expect(JSON.stringify(open)).not.toContain("repl-s3cret-pw");
+    }
+    expect(JSON.stringify(run.outputs)).not.toContain("repl-s3cret-pw");
+  });
+
+  it("is off without the block or with enabled false, and refuses a missing role or a bad schedule in one message", async () => {
+    const off = await runProgram(withPassword("prod", { "edms-backup:pitr": JSON.stringify({ ...pitr, enabled: false }) }), { stack: "prod", secretKeys: [...secretKeys, "edms-backup:pitr"] });
+    expect(off.error).toBeUndefined();
+    expect(envOf(named(off, types.container, "scheduler")).EDMS_BACKUP_PITR).toBeUndefined();
+    expect(envOf(named(off, types.container, "scheduler")).EDMS_BACKUP_PITR_PGPASSWORD).toBeUndefined();
+    const noRole = await runProgram(withPassword("prod", { "edms-backup:pitr": JSON.stringify({ replicationPassword: "x" }) }), { stack: "prod", secretKeys: [...secretKeys, "edms-backup:pitr"] });
+    expect(noRole.error?.message).toMatch(/edms-backup:pitr\.replicationUser is required: the role with REPLICATION/);
+    expect(noRole.resources).toEqual([]);
+    const badSchedule = await runProgram(withPassword("prod", { "edms-backup:pitr": JSON.stringify({ ...pitr, storageSchedule: "every hour" }) }), { stack: "prod", secretKeys: [...secretKeys, "edms-backup:pitr"] });
+    expect(badSchedule.error?.message).toMatch(/edms-backup:pitr\.storageSchedule/);
+  });
+});
