@@ -14,6 +14,9 @@
 #   disaster restore    pull from the repository + restore onto a new instance, the local
 #                       backups gone, vs the seed's restore (which reads from a local disk);
 #                       and the core-seconds it used, which bound it from below on this machine
+# and point-in-time recovery: the RPO of the WAL receiver (commit to WAL safe in the backup
+# volume) and a restore to a time an hour's writes after a base backup, against the restore
+# of the nightly backup above (<= 1.5).
 # Defaults: about 350 MB of database, 450 MB
 # of storage (70% incompressible, like PDFs and DOCX), 5 rounds (runs vary by ±15% on a
 # 2-core VM); medians are compared.
@@ -43,6 +46,7 @@ bench_dir edms-bench
 
 # --- two throwaway clusters: the source instance and the new one ------------------------
 stop_all() {
+  [[ -z "${receiver_pid:-}" ]] || { kill -TERM "$receiver_pid" 2>/dev/null; wait "$receiver_pid" 2>/dev/null; } || true
   [[ ! -f "$dir/sftp/sshd.pid" ]] || bash "$repo/test/bed/sshd.sh" stop "$dir/sftp"
   stop_clusters
 }
@@ -350,6 +354,45 @@ disk_bound_kib=$((seed_dump_kib + $(<"$dir/changed-bytes") / 1024))
 changed_bytes=$(<"$dir/changed-bytes")
 full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
 
+# --- point-in-time recovery: the WAL receiver's lag, and a restore to a time ----------------
+# RPO: with a writer committing, how long after each commit its WAL is safe in the backup
+# volume (the slot's flushed position reaches the commit's LSN; pg_receivewal --synchronous).
+# Then an hour's writes (a tenth of the documents updated, their versions and audit rows
+# added) after a base backup, and a restore to the time after them onto the new instance,
+# against the nightly backup's restore there (the median above).
+log "point in time: base backup, receiver, RPO"
+ours_env EDMS_BACKUP_STACK=bench "$edms" wal receive >/dev/null 2>"$dir/wal.log" &
+receiver_pid=$!
+ours_env "$edms" basebackup >/dev/null 2>"$dir/basebackup.log"
+for _ in $(seq 1 100); do [[ -s "$dir/ours/pitr/wal/.received" ]] && break; sleep 0.2; done
+declare -a t_rpo=()
+for k in $(seq 1 20); do
+  lsn=$(env "${src_env[@]}" psql -X -A -t -c "INSERT INTO audit_audittrail (user_id, action, at) VALUES (1, 'RPO $k', now())" -c "SELECT pg_current_wal_lsn()" | tail -n 1)
+  t0=$(now)
+  until [[ "$(env "${src_env[@]}" psql -X -A -t -c "SELECT restart_lsn >= '$lsn' FROM pg_replication_slots WHERE slot_name = 'edms_backup_bench'")" == t ]]; do sleep 0.01; done
+  t_rpo+=("$(elapsed "$t0" "$(now)")")
+  sleep 0.2
+done
+log "point in time: an hour's writes, then a restore to the time after them"
+env "${src_env[@]}" psql -X -q -c "UPDATE documents_document SET title = title || ' (edited)' WHERE id % 10 = 0" \
+  -c "INSERT INTO audit_audittrail (user_id, action, at) SELECT 1, 'EDIT', now() FROM generate_series(1, 20000)"
+sleep 2
+pitr_time=$(date -u '+%Y-%m-%d %H:%M:%S')
+sleep 2
+ours_env "$edms" storage-point >/dev/null 2>>"$dir/basebackup.log"
+for _ in $(seq 1 100); do (($(<"$dir/ours/pitr/wal/.received") > $(date -u -d "$pitr_time" +%s))) && break; sleep 0.2; done
+reset_target
+quiet
+t0=$(now)
+env "${dst_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" \
+  "$edms" restore --to "$pitr_time" --yes >/dev/null 2>"$dir/pitr-restore.log"
+sync -f "$dir/restored"
+pitr_s=$(elapsed "$t0" "$(now)")
+kill -TERM "$receiver_pid" 2>/dev/null || true
+wait "$receiver_pid" 2>/dev/null || true
+receiver_pid=""
+rpo_max=$(printf '%s\n' "${t_rpo[@]}" | sort -g | tail -n 1)
+
 m() { printf '%s\n' "$@" | median; }
 sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") of=$(m "${t_full[@]}") orp=$(m "${t_repeat[@]}") ors=$(m "${t_restore[@]}")
 # The disaster restore's floor on this machine: its work spread over every core.
@@ -386,4 +429,8 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
   vault (restic copy from the off-site repository into a repository on this disk), a night after a 1% change, in turn:
     vault sync           $(printf '%8.2f' "$(m "${t_vault[@]}")") s   restic copy alone $(printf '%.2f' "$(m "${t_copy[@]}")") s   ratio $(printf '%5.2f' "$(ratio "$(m "${t_vault[@]}")" "$(m "${t_copy[@]}")")")   <= 1.50   (each: ${t_vault[*]} / ${t_copy[*]})
     recovery from vault  $(printf '%8.2f' "$vault_dr_s") s   restic restore alone $(printf '%.2f' "$vault_restic_s") s + local restore alone $(printf '%.2f' "${t_local_alone[0]}") s = $(printf '%.2f' "$vault_parts") s   ratio $(printf '%5.2f' "$(ratio "$vault_dr_s" "$vault_parts")")   <= 1.00
+
+  point in time (pg_receivewal --synchronous through a slot into the backup volume):
+    RPO, commit to WAL safe  median $(printf '%.3f' "$(m "${t_rpo[@]}")") s, max $(printf '%.3f' "$rpo_max") s over ${#t_rpo[@]} commits   <= 10 s
+    restore to a time    $(printf '%8.2f' "$pitr_s") s   (base backup + an hour's writes replayed, dumped, restored) vs the nightly restore $(printf '%.2f' "$ors") s   ratio $(printf '%5.2f' "$(ratio "$pitr_s" "$ors")")   <= 1.50
 REPORT

@@ -32,10 +32,21 @@ made_awk() {
 }
 
 # made_rewrite PROGRAM KIND SERVER OID NAME [NAMES]: the record, filtered through
-# made_awk, put in place.
+# made_awk, put in place; one writer at a time (a base backup writes it without the
+# backups' lock).
 made_rewrite() {
-  local file tmp
+  local file tmp fd rc=0
   file=$(made_file)
+  exec {fd}>>"$file.lock"
+  flock -w 60 "$fd" || true
+  made_rewrite_locked "$file" "$@" || rc=$?
+  exec {fd}>&-
+  return "$rc"
+}
+
+made_rewrite_locked() {
+  local file=$1 tmp
+  shift
   tmp="$file.$$"
   { [[ ! -f "$file" ]] || cat -- "$file"; } | (umask 077 && made_awk "$@" >"$tmp") || { rm -f -- "$tmp"; return 1; }
   if [[ -s "$tmp" ]]; then

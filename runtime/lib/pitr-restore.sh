@@ -26,6 +26,9 @@ point_in_time_backup() {
   pitr_paths
   [[ -n "$(base_ids 2>/dev/null)" ]] ||
     die "no base backup in $pitr_base: point-in-time recovery needs one (edms-backup basebackup) and the WAL after it (edms-backup wal receive)"
+  # No base backup made or deleted meanwhile (the lock's descriptor is not the scratch
+  # server's: see start_scratch).
+  take_pitr_lock "$lock_wait"
   clean_scratch
   base=$(choose_base "$target_sec")
   pitr_base_id=$base
@@ -206,7 +209,7 @@ scratch_settings() {
 start_scratch() {
   # Without the lock's descriptor: the server outlives a killed restore (pg_ctl detaches it),
   # and would hold the lock until the next run stops it.
-  as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -l "$scratch/log" -w -t 86400 start >/dev/null 2>&1 {edms_lock_fd}>&- || return 1
+  as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -l "$scratch/log" -w -t 86400 start >/dev/null 2>&1 {edms_lock_fd}>&- {pitr_lock_fd}>&- || return 1
   local pid rc
   pid=$(head -n 1 -- "$scratch/data/postmaster.pid" 2>/dev/null) || return 1
   while :; do

@@ -30,6 +30,16 @@ pitr_mkdirs() {
     die "cannot create $pitr_root: make $edms_dir writable by uid $(id -u)"
 }
 
+# take_pitr_lock WAIT_SECONDS: one base backup, pitr prune or restore --to at a time (not the
+# backups' lock: a long base backup must not hold up the night's backup).
+take_pitr_lock() {
+  exec {pitr_lock_fd}>>"$pitr_root/.lock" || die "cannot create $pitr_root/.lock: make $edms_dir writable by uid $(id -u)"
+  if ! flock -n "$pitr_lock_fd"; then
+    say "waiting up to ${1}s for the running base backup or restore to a time to finish"
+    flock -w "$1" "$pitr_lock_fd" || die "a base backup or a restore to a time is running on $pitr_root (lock $pitr_root/.lock held): wait for it to finish"
+  fi
+}
+
 # base_ids: complete base backups, newest first.
 base_ids() {
   local path name

@@ -135,7 +135,8 @@ vault_problem() {
 # date for all.
 snapshot_table() {
   local rows
-  rows=$(jq -r '(. // [])[] | (.tags // []) as $t
+  # Point-in-time recovery's WAL copies are not backups: neither copied nor counted.
+  rows=$(jq -r '(. // [])[] | select((.tags // []) | index("edms-backup-pitr") | not) | (.tags // []) as $t
     | [ .id, (.original // .id), .time, (.hostname // "-" | if . == "" then "-" else gsub("[[:space:]]"; "_") end),
         ($t | map(select(test("^id=[0-9]{8}_[0-9]{6}$"))) | first // "id=-" | ltrimstr("id=")),
         ($t | map(select(startswith("stack="))) | first // "stack=-" | ltrimstr("stack=") | if . == "" then "-" else gsub("[[:space:]]"; "_") end),

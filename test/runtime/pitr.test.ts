@@ -352,4 +352,86 @@ esac
     await waitFor("the receiver to stop", () => /wal: stopped; WAL received up to/.test(out));
     await world.cluster.psql("SELECT pg_drop_replication_slot('edms_backup_sched')", "postgres");
   });
+
+  it("copies the WAL and the base backups off-site (wal push, also from the receiver), tagged with up to when the WAL is complete; offsite prune keeps the newest three", { timeout: 180_000 }, async () => {
+    const repo = path.join(world.root, "offsite-repo");
+    const offsite = { RESTIC_REPOSITORY: repo, RESTIC_PASSWORD: "offsite pw", EDMS_BACKUP_STACK: "test" };
+    const restic = async (...args: string[]) => JSON.parse(await mustRun("restic", ["--no-cache", "--json", ...args], { env: offsite }));
+    await walCaughtUp();
+    for (let k = 0; k < 4; k++) {
+      await commitOne();
+      const pushed = await world.edms(["wal", "push"], { env: offsite });
+      expect(pushed.code, pushed.stderr).toBe(0);
+    }
+    const snaps = await restic("snapshots", "--tag", "edms-backup-pitr");
+    expect(snaps.length).toBe(4);
+    const received = Number(snaps[3].tags.find((t: string) => t.startsWith("received=")).slice("received=".length));
+    expect(received).toBeGreaterThan(Date.now() / 1000 - 60);
+    const files = (await mustRun("restic", ["--no-cache", "ls", snaps[3].id], { env: offsite })).split("\n");
+    const wal = fs.readdirSync(path.join(world.backupDir, "pitr", "wal")).filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n));
+    for (const name of wal) expect(files, name).toContain(`/wal/${name}`);
+    expect(files.some((f) => /^\/base\/\d{8}_\d{6}\/data\/PG_VERSION$/.test(f))).toBe(true);
+    expect(files.some((f) => f.includes(".receiver"))).toBe(false);
+    const pruned = await world.edms(["offsite", "prune"], { env: offsite });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect((await restic("snapshots", "--tag", "edms-backup-pitr")).map((x: { id: string }) => x.id)).toEqual(snaps.slice(1).map((x: { id: string }) => x.id));
+    // The receiver pushes when it starts (and every EDMS_BACKUP_WAL_OFFSITE_MINUTES).
+    await stopReceiver();
+    const before = (await restic("snapshots", "--tag", "edms-backup-pitr")).length;
+    receiverLog = "";
+    receiver = spawn(edmsBackup, ["wal", "receive"], { env: { ...(process.env as Record<string, string>), ...replEnv, ...offsite }, stdio: ["ignore", "pipe", "pipe"] });
+    receiver.stderr!.on("data", (d) => (receiverLog += d));
+    await waitFor("the receiver's push", async () => (await restic("snapshots", "--tag", "edms-backup-pitr")).length > before);
+    await stopReceiver();
+    startReceiver();
+    await walCaughtUp();
+  });
+
+  it("deletes base backups past EDMS_BACKUP_PITR_KEEP_DAYS but the newest of them, and the WAL and storage points only they needed", { timeout: 120_000 }, async () => {
+    const baseDir = path.join(world.backupDir, "pitr", "base");
+    const age = (id: string, days: number) => {
+      const info = path.join(baseDir, id, "info");
+      const end = Math.floor(Date.now() / 1000) - days * 86400;
+      fs.writeFileSync(info, fs.readFileSync(info, "utf8").replace(/^end_time=\d+$/m, `end_time=${end}`));
+    };
+    // The base backups so far "twenty days old", three more "ten, nine and eight", then a
+    // new one with a one-day window.
+    for (const id of fs.readdirSync(baseDir).filter((n) => /^\d{8}_\d{6}$/.test(n))) age(id, 20);
+    const olds: string[] = [];
+    for (const days of [10, 9, 8]) {
+      await commitOne();
+      await world.cluster.psql("SELECT pg_switch_wal()");
+      await walCaughtUp();
+      const id = lastLine(await mustRun(edmsBackup, ["basebackup"], { env: replEnv }));
+      age(id, days);
+      olds.push(id);
+      await sleep(1100);
+    }
+    await mustRun(edmsBackup, ["storage-point"], { env: world.env });
+    const points = fs.readdirSync(path.join(world.backupDir, "pitr", "points")).filter((n) => /^\d{8}_\d{6}$/.test(n)).sort();
+    const kept = olds[2];
+    const keptStart = fs.readFileSync(path.join(baseDir, kept, "info"), "utf8").match(/^start_lsn=(\S+)$/m)![1];
+    const r = await world.edms(["basebackup"], { env: { ...replEnv, EDMS_BACKUP_PITR_KEEP_DAYS: "1" } });
+    expect(r.code, r.stderr).toBe(0);
+    const now = fs.readdirSync(baseDir).filter((n) => /^\d{8}_\d{6}$/.test(n)).sort();
+    // Every base older than the window went, but the newest of them (8 days): it reaches the window's start.
+    expect(now).toEqual([kept, lastLine(r.stdout)]);
+    for (const id of olds.slice(0, 2)) expect(fs.existsSync(path.join(baseDir, id))).toBe(false);
+    // No WAL segment before the kept base's start is left; none from it on went.
+    const [hi, lo] = keptStart.split("/").map((x) => parseInt(x, 16));
+    const firstSeg = Math.floor((hi * 2 ** 32 + lo) / 16777216);
+    const segs = fs.readdirSync(path.join(world.backupDir, "pitr", "wal")).filter((n) => /^[0-9A-F]{24}$/.test(n)).map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16, 24), 16));
+    expect(Math.min(...segs)).toBe(firstSeg);
+    // Storage points before it went, the newest point stays.
+    const left = fs.readdirSync(path.join(world.backupDir, "pitr", "points")).filter((n) => /^\d{8}_\d{6}$/.test(n)).sort();
+    expect(left).toContain(points[points.length - 1]);
+    // And a restore to a time inside the window still works.
+    await writeFor(1500);
+    await walCaughtUp();
+    const i = commits.length - 1;
+    const restored = await world.edms(["restore", "--to", between(i), "--yes"]);
+    expect(restored.code, restored.stderr).toBe(0);
+    await expectStateAt(i, "restored after a prune");
+    commits.splice(i);
+  });
 });
