@@ -58,7 +58,7 @@ wait_for_wal() {
   local target=$1 received waited=0
   received=$(received_up_to)
   while ! awk -v t="$target" -v r="$received" 'BEGIN { exit !(t <= r) }'; do
-    if ((waited >= 20)) || ! receiver_running || ((received < $(date +%s) - 30)); then
+    if ((waited >= 20)) || ! receiver_running || ((${received%.*} < $(date +%s) - 30)); then
       die "$to_text is after the newest WAL received: WAL received up to $(epoch_text "$received")$(receiver_running || printf ' (the receiver is not running: edms-backup wal receive)'); restore to that time or earlier"
     fi
     sleep 1

@@ -94,11 +94,12 @@ wal_slot() {
   printf '%s\n' "${slot:0:63}"
 }
 
-# received_up_to: the epoch up to which every WAL record is in the folder (0: none).
+# received_up_to: the epoch (with milliseconds) up to which every WAL record is in the
+# folder (0: none).
 received_up_to() {
   local t
   t=$(head -n 1 -- "$pitr_wal/.received" 2>/dev/null || true)
-  [[ "$t" =~ ^[0-9]+$ ]] && printf '%s\n' "$t" || echo 0
+  [[ "$t" =~ ^[0-9]+(\.[0-9]+)?$ ]] && printf '%s\n' "$t" || echo 0
 }
 
 # wal_files: the WAL in the folder, one line each, oldest first: "TLI SEGNO KIND FILE"

@@ -31,7 +31,7 @@ wal_facts() {
   wal_running="" wal_earliest="" wal_lag_bytes="" wal_retained_bytes="" wal_gaps=0 wal_gap_text="" wal_newest="" wal_newest_time=""
   receiver_running && wal_running=yes
   wal_received=$(received_up_to)
-  wal_lag_seconds=$((wal_received > 0 ? now - wal_received : -1))
+  wal_lag_seconds=$((${wal_received%.*} > 0 ? now - ${wal_received%.*} : -1))
   wal_last_error=$(kv_get "$pitr_wal/.receiver" last_error 2>/dev/null || true)
   # The server's view when it answers (PG* of the receiver's role), else the last sample.
   if [[ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ]] && row=$(PGCONNECT_TIMEOUT=5 replication_sql IDENTIFY_SYSTEM 2>/dev/null); then
