@@ -33,14 +33,14 @@ made_awk() {
 
 # made_rewrite PROGRAM KIND SERVER OID NAME [NAMES]: the record, filtered through
 # made_awk, put in place; one writer at a time (a base backup writes it without the
-# backups' lock).
+# backups' lock): a lock on the backup folder itself, which leaves no file behind.
 made_rewrite() {
   local file tmp fd rc=0
   file=$(made_file)
-  exec {fd}>>"$file.lock"
-  flock -w 60 "$fd" || true
+  { exec {fd}<"$edms_dir"; } 2>/dev/null || fd=""
+  [[ -z "$fd" ]] || flock -w 60 "$fd" || true
   made_rewrite_locked "$file" "$@" || rc=$?
-  exec {fd}>&-
+  [[ -z "$fd" ]] || exec {fd}<&-
   return "$rc"
 }
 

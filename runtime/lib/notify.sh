@@ -9,7 +9,9 @@
 #   backup.succeeded (id, kind, database_bytes, storage_new_bytes, duration_seconds),
 #   backup.failed (error), offsite.failed (error), restore.succeeded (id,
 #   duration_seconds), restore.failed (id, error), prune.deleted (ids, kept),
-#   drill.succeeded (id, restore_seconds, tables, files), drill.failed (id, error).
+#   drill.succeeded (id, restore_seconds, tables, files), drill.failed (id, error),
+#   basebackup.succeeded (id, duration_seconds), basebackup.failed (error),
+#   wal.interrupted (error: the WAL receiver lost its stream; once until it streams again).
 # Both URLs may hold tokens: they are never written anywhere. A notification that cannot
 # be delivered (10 s each try, 3 tries) is recorded in EDMS_BACKUP_DIR/.notify.log.
 # Reads: edms_dir (may be empty: then nothing is recorded)

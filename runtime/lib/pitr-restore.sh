@@ -207,9 +207,15 @@ scratch_settings() {
 # (pg_ctl -w returns as soon as a server without hot standby is replaying). Fails when the
 # server ends instead (its log says why).
 start_scratch() {
-  # Without the lock's descriptor: the server outlives a killed restore (pg_ctl detaches it),
-  # and would hold the lock until the next run stops it.
-  as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -l "$scratch/log" -w -t 86400 start >/dev/null 2>&1 {edms_lock_fd}>&- {pitr_lock_fd}>&- || return 1
+  # With no descriptor of this run's: the server outlives a killed restore (pg_ctl detaches
+  # it), and would hold the locks (also one inherited from a drill) until the next run.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      ((fd <= 2)) || eval "exec $fd>&-" 2>/dev/null || true
+    done
+    as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -l "$scratch/log" -w -t 86400 start >/dev/null 2>&1
+  ) || return 1
   local pid rc
   pid=$(head -n 1 -- "$scratch/data/postmaster.pid" 2>/dev/null) || return 1
   while :; do

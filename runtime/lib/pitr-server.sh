@@ -32,6 +32,17 @@ check_replication_access() {
   fi
 }
 
+# ensure_slot: the receiver's physical slot, made if missing, with its WAL reserved from now
+# (pg_receivewal --create-slot reserves none: a receiver starting on such a slot asked for
+# the server's first segment, long removed). Prints nothing; fails with the server's error.
+ensure_slot() {
+  local err
+  err=$(replication_sql "CREATE_REPLICATION_SLOT $(wal_slot) PHYSICAL RESERVE_WAL" 2>&1 >/dev/null) && return 0
+  [[ "$err" == *"already exists"* ]] && return 0
+  printf '%s\n' "$err"
+  return 1
+}
+
 # segment_size: the server's WAL segment size in bytes (SHOW answers in kB, MB or GB).
 segment_size() {
   local text

@@ -260,7 +260,10 @@ describe("point-in-time recovery", () => {
     expect(full.length).toBeGreaterThan(2);
     const hidden = path.join(world.root, "hidden-segment");
     fs.renameSync(path.join(wal, full[full.length - 2]), hidden);
-    await refused(new Date(Date.now() - 1000).toISOString(), /the WAL has a gap after .*segment\(s\) missing after [0-9A-F]{24}\): restore to a time before that, or take a base backup/);
+    // A time after the segment before the gap was last written (its mtime), and received.
+    await sleep(1500);
+    await walCaughtUp();
+    await refused(new Date(Date.now() - 300).toISOString(), /the WAL has a gap after .*segment\(s\) missing after [0-9A-F]{24}\): restore to a time before that, or take a base backup/);
     const gapStatus = await world.edms(["wal", "status"], { env: replEnv });
     expect(gapStatus.code).not.toBe(0);
     expect(gapStatus.stdout).toContain("1 segment(s) missing after");
@@ -433,5 +436,22 @@ esac
     expect(restored.code, restored.stderr).toBe(0);
     await expectStateAt(i, "restored after a prune");
     commits.splice(i);
+  });
+
+  it("drills a point in time: the state at a time restored beside the live data and checked, the live data untouched, the backup made for it deleted", { timeout: 180_000 }, async () => {
+    await writeFor(1500);
+    await walCaughtUp();
+    const i = commits.length - 1;
+    const fp = await dbFingerprint(world.env, "edms");
+    const before = fs.readdirSync(world.backupDir).filter((n) => /^\d{8}_\d{6}$/.test(n)).sort();
+    const r = await world.edms(["drill", "--to", between(i)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Drill of the state at .* \(last transaction at \d{4}-/m);
+    expect(r.stdout).toMatch(/tables with every row as in the manifest/);
+    expect(await dbFingerprint(world.env, "edms")).toEqual(fp);
+    expect(fs.readdirSync(world.backupDir).filter((n) => /^\d{8}_\d{6}$/.test(n)).sort()).toEqual(before);
+    const bad = await world.edms(["drill", "--to", "2020-01-01 00:00:00"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/is before the oldest base backup/);
   });
 });
