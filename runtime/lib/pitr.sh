@@ -80,6 +80,14 @@ replication_sql() {
   psql -X -q -A -t -F $'\t' -d "$(replication_conninfo)" -c "$1"
 }
 
+# replication_field COMMAND COLUMN: a column of a replication command's row, by its name
+# (IDENTIFY_SYSTEM xlogpos, READ_REPLICATION_SLOT restart_lsn); empty when absent. Its
+# values (LSNs, ids, names) hold no comma or quote.
+replication_field() {
+  psql -X -q --csv -d "$(replication_conninfo)" -c "$1" |
+    awk -F, -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next } NR == 2 && c { print $c }'
+}
+
 # lsn_bytes LSN: an LSN (X/Y) as a byte position.
 lsn_bytes() {
   local hi=${1%%/*} lo=${1#*/}

@@ -34,9 +34,8 @@ wal_facts() {
   wal_lag_seconds=$((${wal_received%.*} > 0 ? now - ${wal_received%.*} : -1))
   wal_last_error=$(kv_get "$pitr_wal/.receiver" last_error 2>/dev/null || true)
   # The server's view when it answers (PG* of the receiver's role), else the last sample.
-  if [[ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ]] && row=$(PGCONNECT_TIMEOUT=5 replication_sql IDENTIFY_SYSTEM 2>/dev/null); then
-    IFS=$'\t' read -r _ _ server_lsn _ <<<"$row"
-    slot_lsn=$(PGCONNECT_TIMEOUT=5 replication_sql "READ_REPLICATION_SLOT $(wal_slot)" 2>/dev/null | cut -f2) || slot_lsn=""
+  if [[ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ]] && server_lsn=$(PGCONNECT_TIMEOUT=5 replication_field IDENTIFY_SYSTEM xlogpos 2>/dev/null); then
+    slot_lsn=$(PGCONNECT_TIMEOUT=5 replication_field "READ_REPLICATION_SLOT $(wal_slot)" restart_lsn 2>/dev/null) || slot_lsn=""
   fi
   if [[ "$server_lsn" != */* || "$slot_lsn" != */* ]]; then
     server_lsn=$(kv_get "$pitr_wal/.receiver" server_lsn 2>/dev/null || true)
