@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: bench/run.sh [--db-mb N] [--storage-mb N] [--rounds N] [--dir DIR] [--keep]
+# Usage: bench/run.sh [--db-mb N] [--storage-mb N] [--rounds N] [--dir DIR] [--keep] [--only pitr]
 #
 # Times edms-backup against the seed's commands (method-2-database-storage-backup.md) on
 # the same EDMS-shaped data, in the same run, alternating, and prints the ratios:
@@ -16,7 +16,8 @@
 #                       and the core-seconds it used, which bound it from below on this machine
 # and point-in-time recovery: the RPO of the WAL receiver (commit to WAL safe in the backup
 # volume) and a restore to a time an hour's writes after a base backup, against the restore
-# of the nightly backup above (<= 1.5).
+# of the nightly backup above (<= 1.5). With --only pitr: the nightly backup and its restore
+# (the baseline), then point-in-time recovery; no seed, off-site or vault.
 # Defaults: about 350 MB of database, 450 MB
 # of storage (70% incompressible, like PDFs and DOCX), 5 rounds (runs vary by ±15% on a
 # 2-core VM); medians are compared.
@@ -24,7 +25,7 @@
 # PostgreSQL as the postgres user).
 set -euo pipefail
 
-db_mb=350 storage_mb=450 rounds=5 keep="" dir=""
+db_mb=350 storage_mb=450 rounds=5 keep="" dir="" only=""
 while (($#)); do
   case "$1" in
     --db-mb) db_mb=$2; shift 2 ;;
@@ -32,10 +33,12 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --keep) keep=yes; shift ;;
+    --only) only=$2; shift 2 ;;
     -h | --help) sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 1 ;;
   esac
 done
+[[ -z "$only" || "$only" == pitr ]] || { echo "bench: --only takes pitr" >&2; exit 1; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 edms="$repo/runtime/edms-backup"
@@ -232,14 +235,20 @@ in_turn() {
 
 declare -a t_seed_backup=() t_seed_restore=() t_full=() t_repeat=() t_restore=() t_local_alone=()
 for ((r = 1; r <= rounds; r++)); do
+  if [[ -n "$only" ]]; then
+    timed t_full ours_full
+    timed t_restore ours_restore
+    continue
+  fi
   in_turn t_seed_backup seed_backup t_full ours_full
   timed t_repeat ours_repeat
   in_turn t_seed_restore seed_restore t_restore ours_restore
 done
 
 # --- off-site: restic over sftp on loopback --------------------------------------------------
+offsite_and_vault() {
 log "off-site: starting OpenSSH's sftp store on loopback"
-declare -A sftp=()
+declare -gA sftp=()
 while IFS='=' read -r key value; do sftp[$key]=$value; done < <(bash "$repo/test/bed/sshd.sh" start "$dir/sftp" 55522)
 offsite_env=(RESTIC_REPOSITORY="${sftp[SFTP_BASE]}/bench" RESTIC_PASSWORD="bench pass phrase"
   EDMS_BACKUP_OFFSITE_SSH_KEY="${sftp[EDMS_BACKUP_OFFSITE_SSH_KEY]}" EDMS_BACKUP_OFFSITE_KNOWN_HOSTS="${sftp[EDMS_BACKUP_OFFSITE_KNOWN_HOSTS]}"
@@ -312,7 +321,7 @@ mkdir -p "$dir/vault"
 env "${vault_env[@]}" "$edms" vault sync >/dev/null 2>"$dir/vault.log"
 twin_restic init --copy-chunker-params >/dev/null 2>&1
 twin_restic --no-lock copy >/dev/null 2>&1
-declare -a t_vault=() t_copy=()
+declare -ga t_vault=() t_copy=()
 for r in 1 2; do
   ours_repeat >/dev/null
   night_id=$(ours_env "$edms" list | sed -n 1p | cut -d' ' -f1)
@@ -353,6 +362,8 @@ seed_dump_kib=$(du -sk "$dir/seed/db.dump" | cut -f1)
 disk_bound_kib=$((seed_dump_kib + $(<"$dir/changed-bytes") / 1024))
 changed_bytes=$(<"$dir/changed-bytes")
 full_size=$(du -sk "$dir/ours/${ids[1]}" | cut -f1)
+}
+[[ -n "$only" ]] || offsite_and_vault
 
 # --- point-in-time recovery: the WAL receiver's lag, and a restore to a time ----------------
 # RPO: with a writer committing, how long after each commit its WAL is safe in the backup
@@ -380,23 +391,28 @@ sleep 2
 pitr_time=$(date -u '+%Y-%m-%d %H:%M:%S')
 sleep 2
 ours_env "$edms" storage-point >/dev/null 2>>"$dir/basebackup.log"
-for _ in $(seq 1 100); do (($(<"$dir/ours/pitr/wal/.received") > $(date -u -d "$pitr_time" +%s))) && break; sleep 0.2; done
+for _ in $(seq 1 100); do received=$(<"$dir/ours/pitr/wal/.received"); ((${received%.*} > $(date -u -d "$pitr_time" +%s))) && break; sleep 0.2; done
 reset_target
 quiet
 t0=$(now)
-env "${dst_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" \
+# Each step's time into pitr-steps (where the time goes, for docs/performance.md).
+cat >"$dir/step-hook" <<'HOOK'
+#!/bin/sh
+printf '%s %s\n' "$(date +%s.%N)" "$1" >>"${0%/*}/pitr-steps"
+HOOK
+chmod +x "$dir/step-hook"
+env "${dst_env[@]}" EDMS_BACKUP_DIR="$dir/ours" EDMS_BACKUP_STORAGE_DIRS="$dir/restored" EDMS_BACKUP_STEP_HOOK="$dir/step-hook" \
   "$edms" restore --to "$pitr_time" --yes >/dev/null 2>"$dir/pitr-restore.log"
 sync -f "$dir/restored"
 pitr_s=$(elapsed "$t0" "$(now)")
+awk -v t0="$t0" '{ printf "    %7.2f s  %s\n", $1 - t0, $2 }' "$dir/pitr-steps" >"$dir/pitr-steps.report"
 kill -TERM "$receiver_pid" 2>/dev/null || true
 wait "$receiver_pid" 2>/dev/null || true
 receiver_pid=""
 rpo_max=$(printf '%s\n' "${t_rpo[@]}" | sort -g | tail -n 1)
 
 m() { printf '%s\n' "$@" | median; }
-sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") of=$(m "${t_full[@]}") orp=$(m "${t_repeat[@]}") ors=$(m "${t_restore[@]}")
-# The disaster restore's floor on this machine: its work spread over every core.
-sr_cpu=$(median <"$dir/seed-restore-cpu") disaster_floor=$(awk -v c="$disaster_cpu" -v n="$(nproc)" 'BEGIN { printf "%.3f", c / n }')
+of=$(m "${t_full[@]}") ors=$(m "${t_restore[@]}")
 
 cat <<REPORT
 
@@ -404,6 +420,14 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
   data: database $((db_size / 1048576)) MB ($(env "${src_env[@]}" psql -X -A -t -c "SELECT count(*) FROM audit_audittrail") audit rows), storage $((storage_size / 1048576)) MB in $files files (70% incompressible)
   tools: $(pg_dump --version), $(tar --version | head -n 1), $(gzip --version | head -n 1), $(openssl version 2>/dev/null | cut -d' ' -f1,2)
   rounds: $rounds, alternating; medians in seconds
+REPORT
+
+full_report() {
+  local sb sr orp sr_cpu disaster_floor
+  sb=$(m "${t_seed_backup[@]}") sr=$(m "${t_seed_restore[@]}") orp=$(m "${t_repeat[@]}")
+  # The disaster restore's floor on this machine: its work spread over every core.
+  sr_cpu=$(median <"$dir/seed-restore-cpu") disaster_floor=$(awk -v c="$disaster_cpu" -v n="$(nproc)" 'BEGIN { printf "%.3f", c / n }')
+  cat <<REPORT
 
                          seed       edms-backup   ratio   target
   full backup          $(printf '%8.2f' "$sb")     $(printf '%8.2f' "$of")      $(printf '%5.2f' "$(ratio "$of" "$sb")")   <= 0.30
@@ -429,8 +453,18 @@ edms-backup benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g
   vault (restic copy from the off-site repository into a repository on this disk), a night after a 1% change, in turn:
     vault sync           $(printf '%8.2f' "$(m "${t_vault[@]}")") s   restic copy alone $(printf '%.2f' "$(m "${t_copy[@]}")") s   ratio $(printf '%5.2f' "$(ratio "$(m "${t_vault[@]}")" "$(m "${t_copy[@]}")")")   <= 1.50   (each: ${t_vault[*]} / ${t_copy[*]})
     recovery from vault  $(printf '%8.2f' "$vault_dr_s") s   restic restore alone $(printf '%.2f' "$vault_restic_s") s + local restore alone $(printf '%.2f' "${t_local_alone[0]}") s = $(printf '%.2f' "$vault_parts") s   ratio $(printf '%5.2f' "$(ratio "$vault_dr_s" "$vault_parts")")   <= 1.00
+REPORT
+}
+if [[ -z "$only" ]]; then
+  full_report
+else
+  printf '\n  nightly backup %s s, its restore onto the new instance %s s (each round: %s / %s)\n' "$of" "$ors" "${t_full[*]}" "${t_restore[*]}"
+fi
 
+cat <<REPORT
   point in time (pg_receivewal --synchronous through a slot into the backup volume):
     RPO, commit to WAL safe  median $(printf '%.3f' "$(m "${t_rpo[@]}")") s, max $(printf '%.3f' "$rpo_max") s over ${#t_rpo[@]} commits   <= 10 s
     restore to a time    $(printf '%8.2f' "$pitr_s") s   (base backup + an hour's writes replayed, dumped, restored) vs the nightly restore $(printf '%.2f' "$ors") s   ratio $(printf '%5.2f' "$(ratio "$pitr_s" "$ors")")   <= 1.50
+    its steps, from its start:
+$(cat "$dir/pitr-steps.report")
 REPORT

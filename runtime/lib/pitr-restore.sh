@@ -253,9 +253,10 @@ scratch_env() {
   env "${unset[@]}" PGHOST="$scratch" PGPORT=5432 PGUSER="$user" PGDATABASE="$db" "$@"
 }
 
+# stop_scratch: the scratch cluster stopped at once (no shutdown checkpoint: its folder is
+# removed next) and removed.
 stop_scratch() {
-  as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -m fast -w stop >/dev/null 2>&1 ||
-    as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -m immediate -w stop >/dev/null 2>&1 || true
+  as_postgres "$scratch_bin/pg_ctl" -D "$scratch/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf -- "$scratch"
   rm -f -- "$pitr_root/.scratch"
   scratch=""
