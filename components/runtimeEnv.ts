@@ -36,6 +36,7 @@ export function runtimeEnv(settings: Settings): pulumi.Output<Record<string, str
       ...notifications,
     };
     if (settings.appEnvFile) env.EDMS_BACKUP_APP_ENV_FILE = settings.appEnvFile;
+    if (settings.pinned.length > 0) env.EDMS_BACKUP_PINNED = settings.pinned.join(" ");
     if (settings.retention) {
       env.EDMS_BACKUP_KEEP_DAILY = String(settings.retention.keepDaily);
       env.EDMS_BACKUP_KEEP_WEEKLY = String(settings.retention.keepWeekly);

@@ -24,6 +24,7 @@ const examples: Record<string, string> = {
   timezone: "pulumi config set edms-backup:timezone Europe/Berlin",
   retentionDays: "pulumi config set edms-backup:retentionDays 7",
   keepLast: "pulumi config set edms-backup:keepLast 3",
+  pinned: "pulumi config set --path 'edms-backup:pinned[0]' 20260104_020000",
   retention: "pulumi config set --path 'edms-backup:retention.keepDaily' 7 (and .keepWeekly 4, .keepMonthly 12)",
   drill: "pulumi config set --path 'edms-backup:drill.schedule' '0 5 * * 6'",
   image: "pulumi config set edms-backup:image postgres:16-bookworm",
@@ -141,6 +142,8 @@ const settingsSchema = z.strictObject({
   timezone: z.string().default("UTC"),
   retentionDays: z.coerce.number().int().min(0).default(7),
   keepLast: z.coerce.number().int().min(1, { error: "must be at least 1: the newest backup is never deleted" }).default(3),
+  /** Backups kept for ever (an audit, a legal hold): prune and offsite prune never delete them. */
+  pinned: z.array(z.string().regex(backupIdPattern, { error: "must be a backup id, YYYYMMDD_HHMMSS (UTC), as `edms-backup list` prints it" })).default([]),
   /** Grandfather-father-son on top of retentionDays and keepLast, as restic's forget counts. */
   retention: z
     .strictObject({
@@ -212,7 +215,7 @@ export interface Settings extends Omit<Parsed, "dbPassword" | "appSecrets" | "of
 }
 
 /** The keys whose values are JSON (objects and lists) in Pulumi's config. */
-const structuredKeys = new Set(["database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention", "drill", "pitr"]);
+const structuredKeys = new Set(["pinned", "database", "storageVolumes", "configPaths", "appContainers", "restore", "appSecrets", "offsite", "offsiteEnv", "notifications", "retention", "drill", "pitr"]);
 
 /**
  * Reads the stack config once and checks all of it. Throws one error that names every

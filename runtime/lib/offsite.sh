@@ -19,7 +19,7 @@
 # list); .offsite-cache is restic's cache.
 #
 # Reads: edms_dir
-# Sets:  offsite_stack offsite_host offsite_ids (offsite_setup, offsite_index)
+# Sets:  offsite_stack offsite_host offsite_ids offsite_pinned (offsite_setup, offsite_index)
 # Reads: offsite_context (backup: what a failure is part of)
 
 # offsite_die MESSAGE: dies with MESSAGE, within offsite_context when a backup set one
@@ -223,6 +223,9 @@ offsite_index() {
   fi
   offsite_ids=$(snapshots_index <<<"$json") ||
     offsite_die "off-site repository $(offsite_where): cannot read restic's list of snapshots (restic $(restic version 2>/dev/null | cut -d' ' -f2))"
+  # The backups whose snapshot carries the tag pinned (edms-backup pin).
+  offsite_pinned=$(jq -r '(. // [])[] | (.tags // []) as $t | select($t | index("pinned"))
+    | $t | map(select(test("^id=[0-9]{8}_[0-9]{6}$"))) | first // empty | ltrimstr("id=")' <<<"$json") || offsite_pinned=""
   offsite_save_ids
 }
 

@@ -257,6 +257,55 @@ describe("a repository is created only by a backup or a push, and is always the 
   });
 });
 
+// Issue 35: a pinned backup outlives every retention rule, here and off-site.
+describe("pinned backups", () => {
+  it("survive prune and offsite prune past retention (pinned by pin --reason, by the stack's list, and off-site by the tag from another host); unpinned, they go", async () => {
+    const env = { RESTIC_REPOSITORY: path.join(world.root, `local-repo-${++repoNo}`), RESTIC_PASSWORD: "local pw", EDMS_BACKUP_STACK: "pins", EDMS_BACKUP_DIR: path.join(world.root, `backups-${repoNo}`) };
+    const model = await backup({ ...env, RESTIC_REPOSITORY: "" });
+    expect(model.code, model.stderr).toBe(0);
+    const ids = ["20250101_020000", "20250201_020000", "20250301_020000", "20250401_020000", "20250501_020000"];
+    for (const id of ids) await mustRun("cp", ["-al", path.join(env.EDMS_BACKUP_DIR, model.id), path.join(env.EDMS_BACKUP_DIR, id)]);
+    fs.rmSync(path.join(env.EDMS_BACKUP_DIR, model.id), { recursive: true });
+    expect((await world.edms(["offsite", "push"], { env })).code).toBe(0);
+    const pin = await world.edms(["pin", ids[1], "--reason", "audit 2025 (ticket #42)"], { env });
+    expect(pin.code, pin.stderr).toBe(0);
+    expect(pin.stdout).toMatch(new RegExp(`^pinned ${ids[1]} \\(audit 2025 \\(ticket #42\\)\\)`));
+    expect((await world.edms(["list"], { env })).stdout).toMatch(new RegExp(`^${ids[1]} .* pinned \\(audit 2025 \\(ticket #42\\)\\)$`, "m"));
+    // The off-site snapshot carries the tag.
+    const snaps = JSON.parse((await mustRun("restic", ["--no-cache", "snapshots", "--json", "--tag", `id=${ids[1]}`], { env })) || "[]");
+    expect(snaps.map((x: { tags: string[] }) => x.tags.includes("pinned"))).toEqual([true]);
+    // Retention that keeps only the newest, here and off-site; ids[3] pinned by the stack's list.
+    const rules = { EDMS_BACKUP_KEEP_LAST: "1", EDMS_BACKUP_RETENTION_DAYS: "0", EDMS_BACKUP_OFFSITE_KEEP_DAILY: "1", EDMS_BACKUP_OFFSITE_KEEP_WEEKLY: "0", EDMS_BACKUP_OFFSITE_KEEP_MONTHLY: "0", EDMS_BACKUP_PINNED: ids[3] };
+    const dry = await world.edms(["prune", "--dry-run"], { env: { ...env, ...rules } });
+    expect(dry.stdout).toMatch(new RegExp(`^keep ${ids[1]} \\(pinned\\)$`, "m"));
+    const pruned = await world.edms(["prune"], { env: { ...env, ...rules } });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(listDir(env.EDMS_BACKUP_DIR).filter((n) => /^\d{8}_\d{6}$/.test(n))).toEqual([ids[1], ids[3], ids[4]]);
+    // From another host (no .pins there, no stack list): the tag alone keeps ids[1] off-site.
+    const elsewhere = { ...env, EDMS_BACKUP_DIR: path.join(world.root, `backups-${repoNo}-elsewhere`) };
+    fs.mkdirSync(elsewhere.EDMS_BACKUP_DIR);
+    const offPruned = await world.edms(["offsite", "prune"], { env: { ...elsewhere, ...rules, EDMS_BACKUP_PINNED: "" } });
+    expect(offPruned.code, offPruned.stderr).toBe(0);
+    const offList = async () => (await world.edms(["offsite", "list"], { env })).stdout.trim().split("\n").map((l) => l.split(/\s+/)[0]);
+    expect(await offList()).toEqual([ids[4], ids[1]]);
+    // Unpinned: the next prunes delete it.
+    const unpin = await world.edms(["unpin", ids[1]], { env });
+    expect(unpin.code, unpin.stderr).toBe(0);
+    expect((await world.edms(["list"], { env })).stdout).not.toMatch(/pinned/);
+    expect((await world.edms(["prune"], { env: { ...env, ...rules } })).code).toBe(0);
+    expect((await world.edms(["offsite", "prune"], { env: { ...env, ...rules } })).code).toBe(0);
+    expect(listDir(env.EDMS_BACKUP_DIR).filter((n) => /^\d{8}_\d{6}$/.test(n))).toEqual([ids[3], ids[4]]);
+    expect(await offList()).toEqual([ids[4]]); // (ids[3] went off-site from the other host, whose list did not name it)
+    // One clear line for a backup that is nowhere, and for an id the stack's list holds.
+    const missing = await world.edms(["pin", "20240101_000000"], { env });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim()).toMatch(/no backup 20240101_000000 here or off-site: run 'edms-backup list' and 'edms-backup offsite list'/);
+    const listed = await world.edms(["unpin", ids[3]], { env: { ...env, EDMS_BACKUP_PINNED: ids[3] } });
+    expect(listed.code).not.toBe(0);
+    expect(listed.stderr.trim()).toMatch(/stays pinned by the stack config/);
+  });
+});
+
 describe("off-site copies over SFTP (OpenSSH)", () => {
   it("the repository holds no plaintext of a document; a truncated pack fails check, and a pull of what it held leaves nothing", async () => {
     const env = sftpRepo();

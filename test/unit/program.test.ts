@@ -465,6 +465,18 @@ describe("notifications in the stack config", () => {
   });
 });
 
+describe("pinned backups in the stack config", () => {
+  it("reach prune and offsite prune as EDMS_BACKUP_PINNED; an id that is not one is refused with the fix", async () => {
+    const run = await runProgram(withPassword("prod", { "edms-backup:pinned": JSON.stringify(["20260104_020000", "20251231_020000"]) }), { stack: "prod", secretKeys });
+    expect(run.error).toBeUndefined();
+    expect(envOf(named(run, types.container, "scheduler")).EDMS_BACKUP_PINNED).toBe("20260104_020000 20251231_020000");
+    const none = await runProgram(withPassword("prod"), { stack: "prod", secretKeys });
+    expect(envOf(named(none, types.container, "scheduler")).EDMS_BACKUP_PINNED).toBeUndefined();
+    const bad = await runProgram(withPassword("prod", { "edms-backup:pinned": JSON.stringify(["2026-01-04"]) }), { stack: "prod", secretKeys });
+    expect(bad.error?.message).toMatch(/edms-backup:pinned\.0 must be a backup id, YYYYMMDD_HHMMSS/);
+  });
+});
+
 describe("grandfather-father-son retention in the stack config", () => {
   it("reaches prune as EDMS_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY, numbers as --path stores them", async () => {
     const run = await runProgram(withPassword("prod", { "edms-backup:retention": JSON.stringify({ keepDaily: 7, keepWeekly: "4" }) }), { stack: "prod", secretKeys });
