@@ -168,6 +168,17 @@ create_job() {
   if [ "${EDMS_RESTORE_WITH_CONFIG:-false}" = true ]; then
     set -- "$@" --with-config
   fi
+  # One document back: the files' paths, one a line (settings refuse a newline in one).
+  if [ -n "${EDMS_RESTORE_FILES:-}" ]; then
+    [ "${EDMS_RESTORE_OVERWRITE:-false}" != true ] || set -- "$@" --overwrite
+    set -- "$@" --files
+    IFS='
+'
+    for file in $EDMS_RESTORE_FILES; do
+      set -- "$@" "$file"
+    done
+    IFS=$old_ifs
+  fi
   d "$@" >/dev/null
 
   work=$(mktemp -d)

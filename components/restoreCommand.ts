@@ -45,7 +45,10 @@ export class RestoreCommand extends pulumi.ComponentResource {
       throw new Error("RestoreCommand: declare it only for a confirmed restore (edms-backup:restore.confirm true)");
     }
     this.backupId = restore.backupId;
-    const triggers = [restore.backupId, restore.requestId ?? "", settings.dockerHost, restore.fromHost ?? "", ...(restore.fromVault ? [restore.fromVault] : [])];
+    const triggers = [
+      restore.backupId, restore.requestId ?? "", settings.dockerHost, restore.fromHost ?? "", ...(restore.fromVault ? [restore.fromVault] : []),
+      ...(restore.files ? [JSON.stringify(restore.files), String(restore.overwrite)] : []),
+    ];
     this.jobName = `edms-backup-restore-${settings.stack}-${crypto.createHash("sha256").update(JSON.stringify(triggers)).digest("hex").slice(0, 10)}`;
 
     const environment = pulumi
@@ -62,6 +65,9 @@ export class RestoreCommand extends pulumi.ComponentResource {
           EDMS_RESTORE_ID: restore.backupId,
           EDMS_RESTORE_JOB: this.jobName,
           EDMS_RESTORE_WITH_CONFIG: String(restore.withConfig),
+          // One document back: the files' paths in the job (each volume at /edms/storage/<n>).
+          EDMS_RESTORE_FILES: (restore.files ?? []).map((file) => jobPath(settings, file)).join("\n"),
+          EDMS_RESTORE_OVERWRITE: String(restore.overwrite),
           EDMS_RESTORE_FROM_HOST: restore.fromHost ?? "",
           EDMS_RESTORE_FROM_VAULT: restore.fromVault ?? "",
           EDMS_RESTORE_VAULT_CONTAINER: vaultContainerName(settings.stack),
@@ -95,6 +101,12 @@ export class RestoreCommand extends pulumi.ComponentResource {
     );
     this.registerOutputs({ backupId: this.backupId, jobName: this.jobName });
   }
+}
+
+/** A restore.files entry, <volume>/<path in it>, as the job sees it (components/restore.sh). */
+function jobPath(settings: Settings, file: string): string {
+  const [volume, ...rest] = file.split("/");
+  return [`/edms/storage/${settings.storageVolumes.indexOf(volume) + 1}`, ...rest].filter((part) => part !== "").join("/");
 }
 
 /** The host folders of the config files a restore writes: mounted whole into the job. */

@@ -67,6 +67,16 @@ const restoreSchema = z.strictObject({
     error: "must be true: a restore replaces the database and the storage, so it is only declared when confirmed",
   }),
   withConfig: booleanSetting.default(false),
+  /**
+   * One document back: only these files or folders, each `<storage volume>/<path in it>`
+   * (edms-demo-documents/documents/2026/01/report.pdf); the database and the application
+   * are left alone. A file newer on the volume than in the backup is kept unless overwrite.
+   */
+  files: z
+    .array(z.string().refine((p) => !p.includes("\n") && !p.split("/").some((part) => part === ".." || part === "."), { error: "must be <storage volume>/<path in it>, without . or .. or a newline" }))
+    .min(1, { error: "must name at least one file: <storage volume>/<path in it>" })
+    .optional(),
+  overwrite: booleanSetting.default(false),
   // `pulumi config set --path ...requestId 2` stores the number 2.
   requestId: z.union([z.string().min(1), z.number().transform(String)]).optional(),
   fromHost: z.string().regex(dockerHostPattern, { error: "must be the old Docker host, unix://… or ssh://user@host" }).optional(),
@@ -258,6 +268,14 @@ export function loadSettings(
     if (`${namespace}:${key}` in config && !isSecret(`${namespace}:${key}`)) {
       pulumi.log.warn(`${namespace}:${key} is stored in plain text: set it with --secret (${examples[key]})`);
     }
+  }
+  for (const file of parsed.restore?.files ?? []) {
+    if (!parsed.storageVolumes.includes(file.split("/")[0])) {
+      throw new pulumi.RunError(`edms-backup: ${namespace}:restore.files names '${file}', which is not in a storage volume: start each with one of ${parsed.storageVolumes.join(", ")} (<volume>/<path in it>)`);
+    }
+  }
+  if (parsed.restore?.overwrite && !parsed.restore.files) {
+    throw new pulumi.RunError(`edms-backup: ${namespace}:restore.overwrite is for restore.files (files newer on the volume are put back too): remove it, or name the files`);
   }
   if (parsed.restore?.fromOffsite && !parsed.offsite) {
     throw new pulumi.RunError(`edms-backup: ${namespace}:restore.fromOffsite needs ${namespace}:offsite (the repository the backups went to): ${examples.offsite}, with the same offsitePassword`);

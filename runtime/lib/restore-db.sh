@@ -12,10 +12,10 @@
 # backup folder left dropped first; anyone else's refused) and its load started in the
 # background.
 start_database_staging() {
-  local encoding kind=staging
+  local encoding kind
   say "restoring the database into $staging_db"
   encoding=$(info_get "$id" db_encoding || echo UTF8)
-  [[ "$edms_command" != *drill ]] || kind=drill
+  kind=$(staging_kind)
   recovery[staging_created]=yes
   create_made_database "$kind" "$staging_db" "$encoding"
   step staging.database-created
@@ -36,6 +36,18 @@ start_database_staging() {
   PGOPTIONS="${PGOPTIONS:-} $options" load_database "$backup/db" 2>"$pg_restore_log" &
   pg_restore_pid=$!
   step staging.load-started
+}
+
+# staging_kind: the record kind of the database loaded: staging (a restore's), drill, or
+# beside (restore --database-as: prune never drops it).
+staging_kind() {
+  if [[ -n "${beside_db:-}" ]]; then
+    echo beside
+  elif [[ "$edms_command" == *drill ]]; then
+    echo drill
+  else
+    echo staging
+  fi
 }
 
 # load_database DUMP: pg_restore of DUMP into the staging database. When

@@ -189,6 +189,22 @@ describe("restore", () => {
     expect(only(run, types.command).inputs.environment).toMatchObject({ EDMS_RESTORE_IMAGE: "registry.example.org/edms-runtime:16", EDMS_RESTORE_DOCKER_SOCKET: "/run/user/1000/docker.sock" });
   });
 
+  it("restore.files (one document back): the volumes' paths as the job sees them, a new list restores again; a path outside the volumes is refused", async () => {
+    const files = ["edms-staging_documents/documents/2026/01/report one.pdf", "edms-staging_media/avatars/"];
+    const run = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, files, overwrite: true }), { stack: "staging", secretKeys });
+    expect(run.error).toBeUndefined();
+    const cmd = only(run, types.command);
+    expect(cmd.inputs.environment).toMatchObject({
+      EDMS_RESTORE_FILES: "/edms/storage/1/documents/2026/01/report one.pdf\n/edms/storage/3/avatars",
+      EDMS_RESTORE_OVERWRITE: "true",
+    });
+    expect(cmd.inputs.triggers).toContain(JSON.stringify(files));
+    const outside = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, files: ["/srv/edms/media/x.pdf"] }), { stack: "staging", secretKeys });
+    expect(outside.error?.message).toMatch(/restore\.files names '\/srv\/edms\/media\/x\.pdf', which is not in a storage volume: start each with one of edms-staging_documents/);
+    const dots = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, files: ["edms-staging_documents/../etc"] }), { stack: "staging", secretKeys });
+    expect(dots.error?.message).toMatch(/restore\.files\.0 must be <storage volume>\/<path in it>, without \. or \.\./);
+  });
+
   // `pulumi config set --path 'edms-backup:restore.requestId' 2` stores a number; the
   // engine hands the object over as JSON.
   it("takes values as Pulumi stores them: a numeric requestId, \"true\" strings", async () => {
