@@ -113,7 +113,8 @@ const offsiteSchema = z.strictObject({
 const pitrSchema = z.strictObject({
   enabled: booleanSetting.default(true),
   replicationUser: z.string({ error: "is required: the role with REPLICATION the WAL is streamed as (CREATE ROLE edms_replication LOGIN REPLICATION PASSWORD '…')" }).min(1),
-  replicationPassword: z.string({ error: "is required (set it with --secret)" }).min(1),
+  /** Required, except for the demo EDMS, whose role gets demoReplicationPassword. */
+  replicationPassword: z.string().min(1, { error: "must not be empty" }).optional(),
   baseBackupSchedule: z.string().default("30 1 * * *"),
   storageSchedule: z.string().default("0 * * * *"),
   keepDays: z.coerce.number().int().min(1).default(7),
@@ -129,6 +130,8 @@ export const envName = /^[A-Z_][A-Z0-9_]*$/;
 
 /** The demo EDMS's database password when dbPassword is not set: a demo, nothing to keep. */
 export const demoPassword = "edms-demo-password";
+/** The demo's replication role's password when pitr.replicationPassword is not set. */
+export const demoReplicationPassword = "edms-demo-replication";
 
 const settingsSchema = z.strictObject({
   /** A stack protects an EDMS unless it is a vault (components/vaultSettings.ts). */
@@ -258,6 +261,9 @@ export function loadSettings(
   if (result.success && result.data.pitr) {
     problems.push(...checkSchedule(result.data.pitr.baseBackupSchedule, result.data.timezone, "pitr.baseBackupSchedule"));
     problems.push(...checkSchedule(result.data.pitr.storageSchedule, result.data.timezone, "pitr.storageSchedule"));
+    if (result.data.pitr.enabled && !result.data.pitr.replicationPassword && !demo) {
+      problems.push(problem("pitr.replicationPassword", "is required (set it with --secret)"));
+    }
   }
   if (problems.length > 0) {
     throw new pulumi.RunError(`edms-backup: the stack config of ${stack} is not valid:\n  - ${problems.join("\n  - ")}`);
@@ -265,6 +271,8 @@ export function loadSettings(
   const parsed = result.data!;
 
   for (const key of ["dbPassword", "appSecrets", "offsitePassword", "offsiteEnv", "offsiteSshKey", "notifications", "pitr"]) {
+    // (A pitr block without its password holds nothing secret: the demo's.)
+    if (key === "pitr" && !parsed.pitr?.replicationPassword) continue;
     if (`${namespace}:${key}` in config && !isSecret(`${namespace}:${key}`)) {
       pulumi.log.warn(`${namespace}:${key} is stored in plain text: set it with --secret (${examples[key]})`);
     }
@@ -295,7 +303,7 @@ export function loadSettings(
   return {
     ...parsed,
     pitr: parsed.pitr ? (pitr as Settings["pitr"]) : undefined,
-    pitrSecrets: pulumi.secret<Record<string, string>>(parsed.pitr?.enabled ? { EDMS_BACKUP_PITR_PGPASSWORD: replicationPassword } : {}),
+    pitrSecrets: pulumi.secret<Record<string, string>>(parsed.pitr?.enabled ? { EDMS_BACKUP_PITR_PGPASSWORD: replicationPassword ?? demoReplicationPassword } : {}),
     stack,
     project,
     dbPassword: pulumi.secret(parsed.dbPassword ?? demoPassword),

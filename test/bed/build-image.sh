@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: test/bed/build-image.sh [TAG]
 #
-# Builds the test image (default edms-test/postgres:15-r5) from Debian packages with
+# Builds the test image (default edms-test/postgres:15-r6) from Debian packages with
 # mmdebstrap and `docker import`, because no image registry is reachable here.
 # It holds what the official postgres:15-bookworm image holds that the tests use:
 # bash, coreutils, tar, gzip, zstd, util-linux, the PostgreSQL 15 server and client,
@@ -12,7 +12,7 @@
 # The Debian mirror is read from this machine's apt sources.
 set -euo pipefail
 
-tag=${1:-edms-test/postgres:15-r5}
+tag=${1:-edms-test/postgres:15-r6}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # First "deb" URI of the machine's apt sources (deb822 or one-line format).

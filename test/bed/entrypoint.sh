@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Entrypoint of the test image: behaves like the official postgres image's for the
 # variables the tests use (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA) and for
-# the *.sql scripts of /docker-entrypoint-initdb.d (the demo stack's data).
+# the *.sql and *.sh scripts of /docker-entrypoint-initdb.d (the demo stack's data and
+# replication role).
 # Any command other than "postgres" runs as given, so the image doubles as the backup image.
 set -euo pipefail
 
@@ -34,10 +35,22 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
     runuser -u postgres -- psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
       -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
   fi
-  # As the official image: *.sql of /docker-entrypoint-initdb.d, in order, on first start.
-  for script in /docker-entrypoint-initdb.d/*.sql; do
-    [[ -f "$script" ]] || continue
-    runuser -u postgres -- psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$script" >/dev/null
+  # As the official image (docker-entrypoint.sh, docker_process_init_files): the files of
+  # /docker-entrypoint-initdb.d in order on first start, as the postgres user with PGDATA and
+  # POSTGRES_* set: *.sh run when executable, sourced when not; *.sql through psql.
+  export PGDATA POSTGRES_USER POSTGRES_DB POSTGRES_PASSWORD
+  for script in /docker-entrypoint-initdb.d/*; do
+    case "$script" in
+      *.sh)
+        if [[ -x "$script" ]]; then
+          runuser -u postgres -- "$script"
+        else
+          # shellcheck disable=SC2016 # $1 is the inner shell's
+          runuser -u postgres -- bash -c '. "$1"' sourced "$script"
+        fi
+        ;;
+      *.sql) runuser -u postgres -- psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$script" >/dev/null ;;
+    esac
   done
   runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi

@@ -7,12 +7,12 @@
 #   and the off-site tests' restic, curl, jq (the runtime parses JSON with it), OpenSSH's server and OpenStack Swift (with memcached),
 #   and prometheus for promtool, which checks the metrics;
 # - a Docker daemon (started in the background when none answers);
-# - the test image edms-test/postgres:15-r5 (built with test/bed/build-image.sh).
+# - the test image edms-test/postgres:15-r6 (built with test/bed/build-image.sh).
 # Idempotent; `.ci/run` and the e2e suite's global setup both call it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r5}
+image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r6}
 
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)

@@ -14,7 +14,7 @@ dir=${2:?usage: second-dockerd.sh start|stop DIR}
 host="unix://$dir/docker.sock"
 n=${3:-0}
 [[ "$n" =~ ^[0-9]$ ]] || { echo "second-dockerd.sh: N must be 0 to 9" >&2; exit 1; }
-image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r5}
+image=${EDMS_TEST_IMAGE:-edms-test/postgres:15-r6}
 
 case "$action" in
   start)

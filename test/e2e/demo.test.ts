@@ -60,6 +60,21 @@ describe("the dev stack's first pulumi up", () => {
     await docker.must(["exec", "edms-backup-dev", "/opt/edms-backup/edms-backup", "verify", id]);
   });
 
+  it("streams the WAL for point-in-time recovery as the replication role the demo database was made with", async () => {
+    // The initdb.d script made the role and its pg_hba.conf line; the command line bounds the slot.
+    expect((await docker.psql("edms-demo-db", "SELECT rolreplication FROM pg_roles WHERE rolname = 'edms_replication'")).trim()).toBe("t");
+    expect((await docker.psql("edms-demo-db", "SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY (database) AND 'edms_replication' = ANY (user_name) AND auth_method = 'scram-sha-256'")).trim()).toBe("1");
+    expect((await docker.psql("edms-demo-db", "SHOW max_slot_wal_keep_size")).trim()).toBe("2GB");
+    const end = Date.now() + 120_000;
+    for (;;) {
+      const status = await docker.run(["exec", "edms-backup-dev", "/opt/edms-backup/edms-backup", "wal", "status"]);
+      if (status.code === 0 && /gaps: none/.test(status.stdout)) break;
+      if (Date.now() > end) throw new Error(`wal status did not pass within 2 minutes:\n${status.stdout}${status.stderr}\n${(await docker.run(["logs", "edms-backup-dev"])).stderr}`);
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    expect((await docker.psql("edms-demo-db", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'edms_backup_dev' AND active")).trim()).toBe("1");
+  });
+
   it("the backup holds the demo's data: its users, documents and files", async () => {
     const manifest = JSON.parse(await docker.must(["exec", "edms-backup-dev", "cat", `/backups/${id}/manifest.json`]));
     const text = JSON.stringify(manifest);

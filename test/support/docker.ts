@@ -1,7 +1,7 @@
 import * as crypto from "node:crypto";
 import { mustRun, run, type RunResult } from "./run";
 
-export const testImage = process.env.EDMS_TEST_IMAGE ?? "edms-test/postgres:15-r5";
+export const testImage = process.env.EDMS_TEST_IMAGE ?? "edms-test/postgres:15-r6";
 
 /** A Docker daemon: the machine's own, or a second one standing for another VM. */
 export class DockerHost {

@@ -448,6 +448,15 @@ describe("the demo EDMS of the dev stack", () => {
     const scheduler = named(run, types.container, "scheduler");
     expect(envOf(scheduler)).toMatchObject({ PGHOST: "edms-demo-db", EDMS_BACKUP_FIRST_AT_START: "true", PGPASSWORD: "edms-demo-password" });
     expect(run.outputs.listBackups).toBe("docker --host unix:///var/run/docker.sock exec edms-backup-dev /opt/edms-backup/edms-backup list");
+    // Point-in-time recovery on: the database is made with the replication role and its
+    // pg_hba.conf line (an initdb.d script), and a bound on what a slot keeps.
+    expect(envOf(scheduler)).toMatchObject({ EDMS_BACKUP_PITR: "true", EDMS_BACKUP_PITR_PGUSER: "edms_replication", EDMS_BACKUP_PITR_PGPASSWORD: "edms-demo-replication" });
+    const script = db.inputs.uploads[1];
+    expect(script).toMatchObject({ file: "/docker-entrypoint-initdb.d/edms-demo-replication.sh", executable: true });
+    expect(script.content).toContain(`host replication "edms_replication" all scram-sha-256`);
+    expect(script.content).toContain(Buffer.from("edms-demo-replication").toString("base64"));
+    expect(db.secretInputs).toContain("uploads");
+    expect(db.inputs.command).toEqual(["postgres", "-c", "max_slot_wal_keep_size=2048MB"]);
   });
 
   it.each(["staging", "prod"])("%s declares none of it, and refuses demo: true", async (stack) => {
@@ -551,5 +560,9 @@ describe("point-in-time recovery in the stack config", () => {
     expect(noRole.resources).toEqual([]);
     const badSchedule = await runProgram(withPassword("prod", { "edms-backup:pitr": JSON.stringify({ ...pitr, storageSchedule: "every hour" }) }), { stack: "prod", secretKeys: [...secretKeys, "edms-backup:pitr"] });
     expect(badSchedule.error?.message).toMatch(/edms-backup:pitr\.storageSchedule/);
+    // Only the demo's role has a password of its own.
+    const { replicationPassword: _, ...withoutPassword } = pitr;
+    const noPassword = await runProgram(withPassword("prod", { "edms-backup:pitr": JSON.stringify(withoutPassword) }), { stack: "prod", secretKeys });
+    expect(noPassword.error?.message).toMatch(/edms-backup:pitr\.replicationPassword is required \(set it with --secret\)/);
   });
 });
