@@ -1,9 +1,10 @@
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerHost, testImage } from "../support/docker";
 import { djangoVerify } from "../support/fixtures";
 import { materialise } from "../support/materialise";
 import { runProgram, stackConfig, type ProgramRun } from "../support/program";
-import { mustRun } from "../support/run";
+import { mustRun, run } from "../support/run";
 
 // A newcomer's first `pulumi up --stack dev`: Pulumi.dev.yaml exactly as committed, its
 // demo EDMS and the scheduler on this machine's daemon, and the first backup of it within
@@ -58,6 +59,18 @@ describe("the dev stack's first pulumi up", () => {
       await new Promise((r) => setTimeout(r, 3000));
     }
     await docker.must(["exec", "edms-backup-dev", "/opt/edms-backup/edms-backup", "verify", id]);
+  });
+
+  it("npm run edms -- --stack dev runs the runtime in the stack's scheduler from this machine", async () => {
+    const root = path.join(__dirname, "..", "..");
+    const list = await run("npm", ["run", "-s", "edms", "--", "--stack", "dev", "list"], { cwd: root });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${id} `, "m"));
+    const verify = await run("node", [path.join(root, "scripts", "edms.mjs"), "--stack", "dev", "verify", id]);
+    expect(verify.code, verify.stderr).toBe(0);
+    const bad = await run("node", [path.join(root, "scripts", "edms.mjs"), "--stack", "dev", "verify", "20000101_000000"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/no complete backup 20000101_000000/);
   });
 
   it("streams the WAL for point-in-time recovery as the replication role the demo database was made with", async () => {

@@ -490,6 +490,23 @@ describe("notifications in the stack config", () => {
   });
 });
 
+describe("npm run edms -- --stack STACK COMMAND (scripts/edms.mjs)", () => {
+  it.each(["dev", "staging", "prod"])("runs the runtime where the %s stack's own outputs say it is", async (stack) => {
+    const run = await runProgram(stack === "dev" ? stackConfig("dev") : withPassword(stack), { stack, secretKeys });
+    expect(run.error).toBeUndefined();
+    const { dockerArgs } = await import("../../scripts/edms.mjs");
+    expect(["docker", ...dockerArgs(repoRoot, stack, ["list"])].join(" ")).toBe(String(run.outputs.listBackups).replace(" exec ", " exec -i "));
+    expect(dockerArgs(repoRoot, stack, ["restore", "20260104_020000", "--files", "/edms/storage/1/a b.pdf", "--yes"], { tty: true }).slice(-6))
+      .toEqual(["-t", `edms-backup-${stack}`, "/opt/edms-backup/edms-backup", "restore", "20260104_020000", "--files", "/edms/storage/1/a b.pdf", "--yes"].slice(-6));
+  });
+
+  it("names the fix for a stack file that is not there, and for a vault stack", async () => {
+    const { dockerArgs } = await import("../../scripts/edms.mjs");
+    expect(() => dockerArgs(repoRoot, "prdo", ["list"])).toThrow(/no stack file Pulumi\.prdo\.yaml in .*: the stacks here are dev, prod, staging, vault/);
+    expect(() => dockerArgs(repoRoot, "vault", ["list"])).toThrow(/vault is a vault stack/);
+  });
+});
+
 describe("pinned backups in the stack config", () => {
   it("reach prune and offsite prune as EDMS_BACKUP_PINNED; an id that is not one is refused with the fix", async () => {
     const run = await runProgram(withPassword("prod", { "edms-backup:pinned": JSON.stringify(["20260104_020000", "20251231_020000"]) }), { stack: "prod", secretKeys });
