@@ -68,11 +68,12 @@ plan_path() {
   done
   # One listing of each side, joined by path (no command per file).
   {
-    (cd -- "$src" && find "${rel:-.}" -printf 'S\t%y\t%T@\t%s\t%p\0')
-    if [[ -e "$live/${rel:-.}" || -L "$live/$rel" ]]; then (cd -- "$live" && find "${rel:-.}" -printf 'L\t%y\t%T@\t%s\t%p\0'); fi
+    # ("./" first: a name that begins with - is no option of find's)
+    (cd -- "$src" && find "./$rel" -printf 'S\t%y\t%T@\t%s\t%p\0')
+    if [[ -e "$live/${rel:-.}" || -L "$live/$rel" ]]; then (cd -- "$live" && find "./$rel" -printf 'L\t%y\t%T@\t%s\t%p\0'); fi
   } | awk -v RS='\0' -v ORS='\0' -v overwrite="$overwrite" -v counts="$TMPDIR/files-counts" -v report="$TMPDIR/files-report" \
     -v prefix="${edms_storage_dirs[i]%/}/" '
-      function rel(p) { sub(/^\.\/?/, "", p); return p }
+      function rel(p) { sub(/^\.\/+/, "", p); sub(/\/$/, "", p); return p }
       { split($0, f, "\t"); p = rel(substr($0, length(f[1] f[2] f[3] f[4]) + 5)) }
       f[1] == "L" { ltype[p] = f[2]; lmtime[p] = f[3]; lsize[p] = f[4]; next }
       { order[++n] = p; stype[p] = f[2]; smtime[p] = f[3]; ssize[p] = f[4] }

@@ -97,6 +97,17 @@ describe("restore ID --files", () => {
     expect(bare(snapshotTree(docs())["script.sh"])).toEqual(bare(atBackup.docs["script.sh"]));
   });
 
+  it("a file whose name begins with - (no option of find's or tar's)", async () => {
+    const file = path.join(docs(), "-v dash.pdf");
+    fs.writeFileSync(file, "dash\n");
+    const taken = await world.backup();
+    fs.rmSync(file);
+    const result = await world.edms(["restore", taken, "--files", file, "--yes"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(fs.readFileSync(file, "utf8")).toBe("dash\n");
+    fs.rmSync(file);
+  });
+
   it("refuses, in one line and changing nothing, a path outside the storage folders, one the backup does not hold, and --overwrite without --files", async () => {
     const before = snapshotTree(docs());
     const outside = await world.edms(["restore", id, "--files", "/etc/passwd", "--yes"]);
