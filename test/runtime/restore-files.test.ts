@@ -90,7 +90,8 @@ describe("restore ID --files", () => {
     const file = path.join(docs(), "script.sh");
     fs.rmSync(file);
     const job = await world.edms(["restore-job", id, "--files", file], {
-      env: { EDMS_RESTORE_APP_CONTAINERS: "edms-app", EDMS_BACKUP_DOCKER_SOCKET: path.join(world.root, "no-docker.sock") },
+      // No database needed either: only files are put back.
+      env: { EDMS_RESTORE_APP_CONTAINERS: "edms-app", EDMS_BACKUP_DOCKER_SOCKET: path.join(world.root, "no-docker.sock"), PGDATABASE: "", PGHOST: "/nonexistent" },
     });
     expect(job.code, job.stderr).toBe(0);
     expect(job.stdout).toMatch(/1 file\(s\) back/);
