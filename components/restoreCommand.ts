@@ -5,7 +5,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { configFolders, envFileText, runtimeEnv } from "./runtimeEnv";
 import { runtimeDir } from "./runtimeFiles";
-import type { Settings } from "./settings";
+import { restoreNeedsNoConfirm, type Settings } from "./settings";
 import { vaultContainerName } from "./vaultSettings";
 
 /** The script the command runs: a file of its own, so that shellcheck and the tests see it. */
@@ -41,7 +41,7 @@ export class RestoreCommand extends pulumi.ComponentResource {
     super("edms-backup:index:RestoreCommand", name, {}, opts);
     const { settings } = args;
     const restore = settings.restore;
-    if (!restore || restore.confirm !== true) {
+    if (!restore || (restore.confirm !== true && !restoreNeedsNoConfirm(restore))) {
       throw new Error("RestoreCommand: declare it only for a confirmed restore (edms-backup:restore.confirm true)");
     }
     this.backupId = restore.backupId;

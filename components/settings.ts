@@ -63,9 +63,13 @@ const configPath = absolutePath.refine((p) => path.posix.dirname(path.posix.norm
 
 const restoreSchema = z.strictObject({
   backupId: z.string().regex(backupIdPattern, { error: "must be a backup id, YYYYMMDD_HHMMSS (UTC), as `edms-backup list` prints it" }),
-  confirm: z.union([z.literal(true), z.literal("true").transform(() => true as const)], {
-    error: "must be true: a restore replaces the database and the storage, so it is only declared when confirmed",
-  }),
+  // Required (loadSettings), except for files without overwrite: those put back only what is
+  // missing or older on the volume.
+  confirm: z
+    .union([z.literal(true), z.literal("true").transform(() => true as const)], {
+      error: "must be true: a restore replaces the database and the storage, so it is only declared when confirmed",
+    })
+    .optional(),
   withConfig: booleanSetting.default(false),
   /**
    * One document back: only these files or folders, each `<storage volume>/<path in it>`
@@ -258,6 +262,9 @@ export function loadSettings(
       }
     }
   }
+  if (result.success && result.data.restore && result.data.restore.confirm !== true && !restoreNeedsNoConfirm(result.data.restore)) {
+    problems.push(problem("restore.confirm", "must be true: a restore replaces the database and the storage, so it is only declared when confirmed"));
+  }
   if (result.success && result.data.pitr) {
     problems.push(...checkSchedule(result.data.pitr.baseBackupSchedule, result.data.timezone, "pitr.baseBackupSchedule"));
     problems.push(...checkSchedule(result.data.pitr.storageSchedule, result.data.timezone, "pitr.storageSchedule"));
@@ -375,6 +382,11 @@ export function parseConfig<S extends z.ZodType>(
 export function configIsSecret(key: string): boolean {
   const runtime = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
   return runtime.isConfigSecret ? runtime.isConfigSecret(key) : true;
+}
+
+/** restore.files without overwrite puts back only what is missing or older: no confirm needed. */
+export function restoreNeedsNoConfirm(restore: { files?: string[]; overwrite: boolean }): boolean {
+  return restore.files !== undefined && !restore.overwrite;
 }
 
 function problem(key: string, message: string): string {

@@ -199,6 +199,12 @@ describe("restore", () => {
       EDMS_RESTORE_OVERWRITE: "true",
     });
     expect(cmd.inputs.triggers).toContain(JSON.stringify(files));
+    // Without overwrite only what is missing or older comes back: no confirm needed; with it, confirm.
+    const unconfirmed = await runProgram(restoreConfig({ backupId: "20260104_020000", files }), { stack: "staging", secretKeys });
+    expect(unconfirmed.error).toBeUndefined();
+    expect(only(unconfirmed, types.command).inputs.environment.EDMS_RESTORE_OVERWRITE).toBe("false");
+    const overwriting = await runProgram(restoreConfig({ backupId: "20260104_020000", files, overwrite: true }), { stack: "staging", secretKeys });
+    expect(overwriting.error?.message).toMatch(/edms-backup:restore\.confirm must be true/);
     const outside = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, files: ["/srv/edms/media/x.pdf"] }), { stack: "staging", secretKeys });
     expect(outside.error?.message).toMatch(/restore\.files names '\/srv\/edms\/media\/x\.pdf', which is not in a storage volume: start each with one of edms-staging_documents/);
     const dots = await runProgram(restoreConfig({ backupId: "20260104_020000", confirm: true, files: ["edms-staging_documents/../etc"] }), { stack: "staging", secretKeys });
