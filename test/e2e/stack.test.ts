@@ -196,6 +196,31 @@ describe("the declared stack on a real Docker daemon", () => {
     expect(appState[1]).not.toBe(startedBefore);
   });
 
+  it("one document back: restore.files (no confirm) puts a deleted document and folder back, the app keeps running, the database untouched", async () => {
+    const doc = "documents/2026/01/ünïcødé – 文書.pdf";
+    await docker.must(["run", "--rm", "-v", `${volumes.docs}:/v`, "--entrypoint", "bash", testImage, "-c", `rm -rf /v/private "/v/${doc}"`]);
+    const database = await dbFingerprint(inDb, "edms");
+    const startedBefore = (await docker.must(["inspect", "--format", "{{.State.StartedAt}}", app])).trim();
+    const program = await runProgram(stackConfig({ "edms-backup:restore": { backupId, files: [`${volumes.docs}/${doc}`, `${volumes.docs}/private`] } }), { stack, secretKeys, askDaemons: true });
+    expect(program.error).toBeUndefined();
+    const { restore } = await materialise(program);
+    const result = await restore!();
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/2 file\(s\) back, 0 kept \(newer here\)/);
+    expect(result.stderr).not.toContain(`stopped ${app}`);
+    const out = fs.mkdtempSync(path.join(local, "files-"));
+    await docker.readVolume(volumes.docs, ".", out);
+    // As backed up, but for the mtimes of the folders the two were put back into (they are
+    // the folders' own now: an entry came and went).
+    const parents = [".", "documents/2026/01"];
+    const now = snapshotTree(out);
+    for (const p of parents) expect(now[p].mtimeNs).not.toBe(trees[0][p].mtimeNs);
+    const withoutParents = (t: typeof now) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, parents.includes(k) ? { ...v, mtimeNs: "" } : v]));
+    expect(withoutParents(now)).toEqual(withoutParents(trees[0]));
+    expect(await dbFingerprint(inDb, "edms")).toEqual(database);
+    expect((await docker.must(["inspect", "--format", "{{.State.StartedAt}}", app])).trim()).toBe(startedBefore);
+  });
+
   // ^C on `pulumi up`: the engine cancels the provider, which SIGKILLs the command. The
   // operator's shell holds what would change the restore if it reached it.
   it("a cancelled up leaves the restore running on the host: the app runs again, the next up reports it", async () => {
