@@ -13,6 +13,30 @@
 # Sets:  id checked (the backup to restore, built and checked now), pitr_target_text
 #        pitr_reached pitr_base_id pitr_point_id pitr_extra (for the report)
 
+# restore_to_time: restore --to: the backup of the state at that time made (or found, when
+# a stopped run made it), then restored.
+restore_to_time() {
+  [[ -z "$id" ]] || die "give a backup id or --to TIME, not both"
+  check_target_settings
+  [[ -n "$yes$backup_only" ]] || die "refusing to restore without --yes: it replaces database $db and the storage folders with their state at $to_text; run 'edms-backup restore --to '\''$to_text'\'' --yes'"
+  take_lock "$lock_wait"
+  clean_leftovers
+  started=$SECONDS
+  private_tmpdir
+  trap on_exit EXIT
+  trap 'exit 143' TERM INT HUP
+  step restore.pitr.started
+  point_in_time_backup
+  if [[ -n "$backup_only" ]]; then
+    printf '%s\n' "$id"
+    return 0
+  fi
+  backup="$edms_dir/$id"
+  restore_backup
+}
+
+# point_in_time_backup: the backup of the state at --to's time made (or one a stopped run made
+# for it found); its id into id.
 point_in_time_backup() {
   local parsed target_pg target_epoch target_sec now base
   need_jq
