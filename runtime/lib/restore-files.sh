@@ -8,12 +8,13 @@
 # stopped run's staging folder is removed by the next run, which then does the rest.
 #
 # Reads: id backup file_paths overwrite targets (check_storage_targets)
-# Sets:  files_restored files_kept files_same (counts), files_report (the lines to print)
+# Sets:  files_restored files_kept files_same (counts); TMPDIR/files-<i> (what comes back to
+#        storage folder i), files-counts and files-report (report_files reads them)
 
 # restore_files: the whole of it, the lock held.
 restore_files() {
   local i n
-  files_restored=0 files_kept=0 files_same=0 files_report=""
+  files_restored=0 files_kept=0 files_same=0
   check_storage_targets
   discard_staged_files
   local -a where=()
