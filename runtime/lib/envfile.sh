@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The runtime's settings from a file instead of the environment: a container's environment
 # is shown by `docker inspect`, a file of mode 0600 inside it is not. Sourced by the
-# dispatcher before any command runs.
+# dispatcher before any command runs, once per process tree (it then empties the variable).
 #
 # Format (written by components/runtimeEnv.ts): one NAME=VALUE per line, the value taken
 # as it is except for two escapes, \n for a newline and \\ for a backslash.

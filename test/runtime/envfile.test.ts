@@ -30,6 +30,20 @@ describe("the runtime's settings file", () => {
     expect(result.stdout.split("\0").slice(0, 3)).toEqual([values.PGPASSWORD, values.EDMS_SECRET_KEY_PEM, ""]);
   });
 
+  it("is read once per process tree: a command's children inherit its settings, and the file cannot take back what a parent set for its child", async () => {
+    const storage = path.join(dir, "storage");
+    fs.mkdirSync(storage);
+    fs.writeFileSync(path.join(storage, "doc.pdf"), "x");
+    const seen = path.join(dir, "seen");
+    const hook = path.join(dir, "hook");
+    fs.writeFileSync(hook, `#!/bin/sh\nprintf '%s|%s\\n' "$EDMS_BACKUP_ENV_FILE" "$EDMS_BACKUP_STORAGE_DIRS" >>"${seen}"\n`, { mode: 0o755 });
+    const file = write("tree", envFileText({ EDMS_BACKUP_DIR: path.join(dir, "backups"), EDMS_BACKUP_STORAGE_DIRS: storage, EDMS_BACKUP_STEP_HOOK: hook }));
+    fs.mkdirSync(path.join(dir, "backups"));
+    const result = await run(edmsBackup, ["storage-point"], { env: { EDMS_BACKUP_ENV_FILE: file, EDMS_BACKUP_DIR: "", EDMS_BACKUP_STORAGE_DIRS: "" } });
+    expect(result.code, result.stderr).toBe(0);
+    expect(fs.readFileSync(seen, "utf8").trim().split("\n")).toEqual([`|${storage}`]);
+  });
+
   it("a missing file or a line that is not NAME=VALUE stops every command with one line", async () => {
     const missing = await run(edmsBackup, ["list"], { env: { EDMS_BACKUP_ENV_FILE: path.join(dir, "absent"), EDMS_BACKUP_DIR: dir } });
     expect(missing.code).toBe(1);
